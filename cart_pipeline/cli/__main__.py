@@ -1,0 +1,3 @@
+from cart_pipeline.cli.main import main
+
+main()

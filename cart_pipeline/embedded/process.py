@@ -1,0 +1,107 @@
+"""Start, find and stop the stack's background processes — always by pid, never by name.
+
+A pid alone can be reused by the OS after a process dies, so every check also compares
+the process's command line with a marker (the service's data directory) we gave it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+
+import psutil
+
+
+def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``cmd`` in its own session (it outlives the CLI) with output appended to a log."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def is_alive(pid: int | None, marker: str = "") -> bool:
+    """True when ``pid`` runs (not a zombie) and its command line contains ``marker``."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            _reap(pid)
+            return False
+        return not marker or marker in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def stop(pid: int | None, marker: str = "", grace_s: float = 20.0) -> bool:
+    """SIGTERM, wait up to ``grace_s``, then SIGKILL. Returns True if a process was stopped."""
+    if not is_alive(pid, marker):
+        return False
+    assert pid is not None
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.1)
+    _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+def kill(pid: int) -> None:
+    """SIGKILL at once (crash tests)."""
+    _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our own child (avoids zombies in tests)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines)).rstrip()
+    except OSError:
+        return ""
