@@ -43,6 +43,18 @@ def up() -> None:
 
 
 @cli.command()
+def demo() -> None:
+    """The main job: start the embedded stack and prove it healthy (the pipeline joins later)."""
+    stack = LocalStack(StackConfig.from_env())
+    with console.status("Starting the local stack…"):
+        services = stack.up()
+    _print_status(services)
+    if not all(s.healthy for s in services.values()):
+        raise StackError("the stack is not healthy; see `cart-pipeline status`")
+    console.print("[green]The local stack is up.[/] Stop it with `cart-pipeline down`.")
+
+
+@cli.command()
 def down() -> None:
     """Stop the local stack (data is kept for the next `up`)."""
     stopped = LocalStack(StackConfig.from_env()).down()
