@@ -1,0 +1,1 @@
+"""Catalog of sources and queries, persisted as ksqlDB does: in the command topic."""

@@ -1,0 +1,365 @@
+"""The engine: catalog + command log + running queries, and the statement dispatcher.
+
+A /ksql request is parsed, then every statement is validated against a sandbox copy of
+the catalog (SET/UNSET applying to later statements) before any of them runs, as
+ksqlDB's RequestValidator does. Catalog changes are appended to the command topic
+first and replayed from it on start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from confluent_kafka import TopicPartition
+
+from cart_pipeline.engine import ddl, kafka
+from cart_pipeline.engine.catalog.command_log import CommandLog
+from cart_pipeline.engine.catalog.model import Catalog, DataSource
+from cart_pipeline.engine.config import DEFAULT_PROPERTIES, Config
+from cart_pipeline.engine.errors import (
+    QUERY_ENDPOINT,
+    QUERY_ENDPOINT_MESSAGE,
+    KsqlError,
+    KsqlStatementError,
+    unsupported,
+)
+from cart_pipeline.engine.insert import Inserter
+from cart_pipeline.engine.runtime import processing_log, transient
+from cart_pipeline.engine.runtime.persistent import PersistentQuery
+from cart_pipeline.engine.runtime.planner import (
+    AggregatePlan,
+    ProjectionPlan,
+    is_key_lookup,
+    plan_select,
+)
+from cart_pipeline.engine.server import entities
+from cart_pipeline.engine.sql import ast, parse_statements
+
+LOG = logging.getLogger(__name__)
+Entity = dict[str, object]
+
+
+class Engine:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.admin = kafka.admin(config.bootstrap_servers)
+        self.catalog = Catalog()
+        self.queries: dict[str, PersistentQuery] = {}
+        self.command_log = CommandLog(
+            config.bootstrap_servers, config.command_topic, config.service_id
+        )
+        self.inserter = Inserter(config.bootstrap_servers)
+        self.plog = processing_log.ProcessingLog(
+            config.bootstrap_servers, config.processing_log_topic
+        )
+        self.ready = threading.Event()
+        self.cluster_id = ""
+        self._lock = threading.RLock()
+        self._transient: dict[str, transient.TransientQuery] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Replay the command topic, then start the surviving persistent queries.
+
+        Safe to call again after a failure (e.g. Kafka not reachable yet): it starts over.
+        """
+        for query in list(self.queries.values()):
+            query.stop()
+        self.queries.clear()
+        self.catalog = Catalog()
+        self.cluster_id = self.admin.describe_cluster().result(timeout=30).cluster_id or ""
+        kafka.ensure_topic(self.admin, self.config.processing_log_topic, 1, 1)
+        self.catalog.sources[processing_log.STREAM_NAME] = DataSource(
+            name=processing_log.STREAM_NAME,
+            kind="STREAM",
+            columns=processing_log.COLUMNS,
+            topic=self.config.processing_log_topic,
+            key_format="KAFKA",
+            value_format="JSON",
+            statement=(
+                f"CREATE STREAM {processing_log.STREAM_NAME} WITH "
+                f"(KAFKA_TOPIC='{self.config.processing_log_topic}', VALUE_FORMAT='JSON');"
+            ),
+        )
+        self.command_log.ensure()
+        with self._lock:
+            for command in self.command_log.read_all():
+                try:
+                    self._replay(command.statement, command.properties, command.offset)
+                except Exception:
+                    LOG.exception(
+                        "skipping command %s on replay: %s", command.offset, command.statement
+                    )
+            for query in self.queries.values():
+                query.start()
+        self.ready.set()
+        LOG.info(
+            "engine ready: %d sources, %d queries", len(self.catalog.sources), len(self.queries)
+        )
+
+    def close(self) -> None:
+        for query in list(self.queries.values()):
+            query.stop()
+        for tq in list(self._transient.values()):
+            tq.close()
+        self.plog.flush()
+
+    def _replay(self, text: str, props: dict[str, str], offset: int) -> None:
+        for parsed in parse_statements(text):
+            ctx = ddl.Context(
+                self, self.catalog, dry_run=False, replay=True, properties=dict(props), seq=offset
+            )
+            self._dispatch(parsed, ctx)
+
+    # --- /ksql ----------------------------------------------------------------------------
+
+    def default_properties(self) -> dict[str, str]:
+        return {
+            **DEFAULT_PROPERTIES,
+            "ksql.service.id": self.config.service_id,
+            "bootstrap.servers": self.config.bootstrap_servers,
+        }
+
+    def execute(self, text: str, overrides: dict[str, str]) -> list[Entity]:
+        """Run a /ksql request: validate all statements, then run them in order."""
+        parsed = parse_statements(text)
+        with self._lock:
+            sandbox = ddl.Context(
+                self, self.catalog.copy(), dry_run=True, properties=dict(overrides)
+            )
+            for ps in parsed:
+                self._guarded(ps, sandbox, [])
+            real = ddl.Context(self, self.catalog, dry_run=False, properties=dict(overrides))
+            out: list[Entity] = []
+            for ps in parsed:
+                entity = self._guarded(ps, real, out)
+                if entity is not None:
+                    out.append(entity)
+            return out
+
+    def _guarded(
+        self, ps: ast.ParsedStatement, ctx: ddl.Context, done: list[Entity]
+    ) -> Entity | None:
+        try:
+            return self._dispatch(ps, ctx)
+        except KsqlStatementError as exc:
+            if exc.statement_text is None:
+                exc.statement_text = ps.text
+            exc.entities = list(done)
+            raise
+        except KsqlError:
+            raise
+        except Exception as exc:
+            LOG.exception("statement failed: %s", ps.text)
+            raise KsqlStatementError(
+                str(exc) or type(exc).__name__, ps.text, entities=list(done)
+            ) from exc
+
+    def _dispatch(self, ps: ast.ParsedStatement, ctx: ddl.Context) -> Entity | None:
+        stmt, text = ps.statement, ps.text
+        match stmt:
+            case ast.SetProperty(name=name, value=value):
+                ctx.properties[name] = value
+                return None
+            case ast.UnsetProperty(name=name):
+                ctx.properties.pop(name, None)
+                return None
+            case ast.Query():
+                raise KsqlStatementError(QUERY_ENDPOINT_MESSAGE, text, QUERY_ENDPOINT)
+            case (
+                ast.CreateSource() | ast.CreateAsSelect() | ast.DropSource() | ast.TerminateQuery()
+            ):
+                return self._command(stmt, text, ctx)
+            case ast.InsertValues():
+                target, key_bytes, value_bytes, ts = self.inserter.prepare(ctx.catalog, stmt)
+                if not ctx.dry_run and not ctx.replay:
+                    self.inserter.send(target.topic, key_bytes, value_bytes, ts)
+                return None
+            case ast.ShowStatement(subject=subject, all_topics=all_topics):
+                return self._show(subject, text, all_topics, ctx.properties)
+            case ast.DescribeSource(name=name, extended=extended):
+                described = ctx.catalog.source(name)
+                if described is None:
+                    raise KsqlStatementError(
+                        f"Could not find STREAM/TABLE '{name}' in the Metastore"
+                    )
+                return entities.describe(self, described, text, extended)
+            case ast.DescribeSources(kind=kind, extended=extended):
+                return entities.describe_all(self, kind, text, extended)
+            case ast.UnsupportedStatement(kind=kind):
+                raise unsupported(kind)
+            case _:
+                raise unsupported(type(stmt).__name__)
+
+    def _command(self, stmt: ast.Statement, text: str, ctx: ddl.Context) -> Entity:
+        if (
+            isinstance(stmt, ast.CreateSource | ast.CreateAsSelect)
+            and stmt.if_not_exists
+            and ctx.catalog.source(stmt.name) is not None
+        ):
+            ctx.dry_run, was = True, ctx.dry_run
+            try:
+                return (
+                    ddl.create_source(ctx, stmt, text)
+                    if isinstance(stmt, ast.CreateSource)
+                    else ddl.create_as_select(ctx, stmt, text)
+                )
+            finally:
+                ctx.dry_run = was
+        if not ctx.dry_run and not ctx.replay:
+            ctx.seq = self.command_log.append(text, dict(ctx.properties))
+        if isinstance(stmt, ast.CreateSource):
+            return ddl.create_source(ctx, stmt, text)
+        if isinstance(stmt, ast.CreateAsSelect):
+            return ddl.create_as_select(ctx, stmt, text)
+        if isinstance(stmt, ast.DropSource):
+            return ddl.drop_source(ctx, stmt, text)
+        assert isinstance(stmt, ast.TerminateQuery)
+        return ddl.terminate(ctx, stmt, text)
+
+    def _show(self, subject: str, text: str, all_topics: bool, props: dict[str, str]) -> Entity:
+        if subject == "STREAMS":
+            return entities.streams(self, text)
+        if subject == "TABLES":
+            return entities.tables(self, text)
+        if subject == "QUERIES":
+            return entities.queries(self, text)
+        if subject == "TOPICS":
+            return entities.topics(self, text, all_topics)
+        if subject == "PROPERTIES":
+            return entities.properties(self, text, props)
+        raise unsupported(f"SHOW {subject}")
+
+    # --- persistent queries ---------------------------------------------------------------
+
+    def register_query(
+        self,
+        query_id: str,
+        plan: AggregatePlan | ProjectionPlan,
+        sink: DataSource,
+        props: dict[str, str],
+        start: bool,
+    ) -> None:
+        query = PersistentQuery(query_id, plan, sink, self.config, props, self.plog)
+        self.queries[query_id] = query
+        if start:
+            query.start()
+
+    def stop_query(self, query_id: str, cleanup: bool) -> None:
+        query = self.queries.pop(query_id, None)
+        if query is not None:
+            query.stop()
+        if cleanup and query is not None and not self._replaying():
+            kafka.delete_topics(self.admin, [query.changelog_topic])
+            try:
+                futures = self.admin.delete_consumer_groups([query.group_id], request_timeout=10)
+                for fut in futures.values():
+                    fut.result(timeout=10)
+            except Exception:
+                LOG.debug("could not delete group of %s", query_id, exc_info=True)
+
+    def _replaying(self) -> bool:
+        return not self.ready.is_set()
+
+    def query_state(self, query_id: str) -> str:
+        query = self.queries.get(query_id)
+        return query.state if query is not None else "TERMINATED"
+
+    def query_offsets(self, query_id: str) -> Entity:
+        """Committed offset vs log end per input partition: the query's lag."""
+        info = self.catalog.queries[query_id]
+        group = self.config.query_group_id(query_id)
+        summaries = []
+        c = kafka.consumer(self.config.bootstrap_servers, group)
+        try:
+            for name in info.sources:
+                src = self.catalog.source(name)
+                if src is None:
+                    continue
+                n = kafka.topic_partitions(self.admin, src.topic) or 0
+                committed = c.committed(
+                    [TopicPartition(src.topic, p) for p in range(n)], timeout=10
+                )
+                marks = kafka.end_offsets(c, src.topic, n)
+                summaries.append(
+                    {
+                        "kafkaTopic": src.topic,
+                        "offsets": [
+                            {
+                                "partition": tp.partition,
+                                "logStartOffset": marks[tp.partition][0],
+                                "logEndOffset": marks[tp.partition][1],
+                                "consumerOffset": max(tp.offset, 0),
+                            }
+                            for tp in committed
+                        ],
+                    }
+                )
+        finally:
+            c.close()
+        return {"groupId": group, "topicSummaries": summaries}
+
+    # --- transient queries ----------------------------------------------------------------
+
+    def prepare_query(self, text: str, overrides: dict[str, str]) -> transient.TransientQuery:
+        parsed = parse_statements(text)
+        if len(parsed) != 1:
+            raise KsqlStatementError("Expected exactly one statement", text)
+        ps = parsed[0]
+        stmt = ps.statement
+        if not isinstance(stmt, ast.Query):
+            raise KsqlStatementError(
+                "The following statement types should be issued to the /ksql endpoint: "
+                + type(stmt).__name__,
+                ps.text,
+            )
+        try:
+            with self._lock:
+                plan = plan_select(self.catalog, stmt)
+            return self._start_transient(plan, stmt, overrides)
+        except KsqlStatementError as exc:
+            exc.statement_text = exc.statement_text or ps.text
+            raise
+
+    def _start_transient(
+        self, plan: transient.SelectPlan, stmt: ast.Query, props: dict[str, str]
+    ) -> transient.TransientQuery:
+        source = plan.source
+        bootstrap = self.config.bootstrap_servers
+        if stmt.emit is None:
+            scan_enabled = props.get("ksql.query.pull.table.scan.enabled", "true").lower()
+            if scan_enabled == "false" and not (
+                source.kind == "TABLE" and is_key_lookup(source, stmt.where)
+            ):
+                raise unsupported(
+                    "pull queries needing a table scan while "
+                    "ksql.query.pull.table.scan.enabled=false"
+                )
+            if source.kind == "TABLE":
+                query = self.queries.get(source.writer_query or "")
+                if query is None:
+                    raise transient.refuse_unmaterialized(source)
+                rows = transient.table_rows(plan, query.store)
+                return transient.TransientQuery(transient.pull_query_id(), plan, True, rows)
+            tq = transient.TransientQuery(transient.pull_query_id(), plan, True, iter(()))
+            tq.rows = transient.stream_scan(bootstrap, plan, tq.closed)
+            return tq
+        if stmt.emit == "FINAL":
+            raise unsupported("EMIT FINAL")
+        tq = transient.TransientQuery(transient.push_query_id(source), plan, False, iter(()))
+        reset = props.get("auto.offset.reset", "latest")
+        tq.rows = transient.push_rows(bootstrap, plan, reset, tq)
+        self._transient[tq.query_id] = tq
+        return tq
+
+    def close_query(self, query_id: str) -> bool:
+        tq = self._transient.pop(query_id, None)
+        if tq is None:
+            return False
+        tq.close()
+        return True
+
+    def forget_query(self, query_id: str) -> None:
+        self._transient.pop(query_id, None)

@@ -1,0 +1,1 @@
+"""Query runtime: serdes, expressions, aggregates, state stores and query loops."""

@@ -1,0 +1,271 @@
+"""Persistent aggregation query (CTAS ... GROUP BY) with exactly-once results.
+
+The one commit path, per commit interval, in one Kafka transaction:
+  sink records + changelog records + the consumed offsets (send_offsets_to_transaction,
+  under the query's consumer group), then the state store publishes its changes.
+A restart (or kill -9) fences the previous producer via the stable transactional.id,
+restores state from the compacted changelog read read_committed, and resumes from the
+committed offsets: nothing is counted twice, nothing is lost.
+Partitions are assigned directly (a single instance owns them all), so a restart does
+not wait out a dead group member's session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
+
+from cart_pipeline.engine import kafka
+from cart_pipeline.engine.catalog.model import DataSource
+from cart_pipeline.engine.config import Config
+from cart_pipeline.engine.runtime.planner import AggregatePlan, ProjectionPlan
+from cart_pipeline.engine.runtime.processing_log import ProcessingLog
+from cart_pipeline.engine.runtime.processors import (
+    AggregateProcessor,
+    InputRecord,
+    Processor,
+    ProjectionProcessor,
+)
+from cart_pipeline.engine.runtime.serde import key_serde, value_serde
+from cart_pipeline.engine.runtime.state import MemoryStore, StoredRow
+from cart_pipeline.engine.types import CoercionError
+
+LOG = logging.getLogger(__name__)
+BATCH = 2000
+
+
+class PersistentQuery:
+    """Runs one CTAS aggregation on its own thread until stopped."""
+
+    def __init__(
+        self,
+        query_id: str,
+        plan: AggregatePlan | ProjectionPlan,
+        sink: DataSource,
+        config: Config,
+        properties: dict[str, str],
+        processing_log: ProcessingLog,
+    ) -> None:
+        self.query_id = query_id
+        self.plan = plan
+        self.sink = sink
+        self.config = config
+        self.group_id = config.query_group_id(query_id)
+        self.changelog_topic = config.changelog_topic(query_id)
+        self.commit_interval = int(properties.get("ksql.streams.commit.interval.ms", "2000")) / 1000
+        self.cache_enabled = (
+            int(properties.get("ksql.streams.cache.max.bytes.buffering", "10000000")) > 0
+        )
+        self.offset_reset = properties.get("auto.offset.reset", "latest")
+        self.plog = processing_log
+        self.store = MemoryStore()
+        self.state = "RUNNING"
+        self.ready = threading.Event()  # set once state is restored and consuming started
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"query-{query_id}", daemon=True)
+        src = plan.source
+        self._src_key = key_serde(src.key_format, src.key_columns)
+        self._src_value = value_serde(src.value_format, src.value_columns)
+        self.sink_key = key_serde(sink.key_format, sink.key_columns)
+        self._sink_value = value_serde(sink.value_format, sink.value_columns)
+        self.processor: Processor = (
+            AggregateProcessor(query_id, plan, self.sink_key, processing_log)
+            if isinstance(plan, AggregatePlan)
+            else ProjectionProcessor(plan, self.sink_key)
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        self.state = "TERMINATED" if self.state != "ERROR" else self.state
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._run_once()
+                return
+            except Exception:
+                LOG.exception("query %s failed; restarting from the last commit", self.query_id)
+                self._stop.wait(1.0)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _run_once(self) -> None:
+        bootstrap = self.config.bootstrap_servers
+        admin = kafka.admin(bootstrap)
+        partitions = kafka.topic_partitions(admin, self.plan.source.topic) or 1
+        kafka.ensure_topic(
+            admin, self.changelog_topic, partitions, 1, {"cleanup.policy": "compact"}
+        )
+        producer = kafka.producer(bootstrap, transactional_id=self.group_id)
+        producer.init_transactions(60)  # fences a previous instance, aborts its open txn
+        self.store = self._restore(partitions)
+        consumer = kafka.consumer(
+            bootstrap,
+            self.group_id,
+            **{"enable.partition.eof": False, "auto.offset.reset": self.offset_reset},
+        )
+        try:
+            self._consume(producer, consumer, partitions)
+        finally:
+            consumer.close()
+
+    def _restore(self, partitions: int) -> MemoryStore:
+        store = MemoryStore()
+        c = kafka.consumer(self.config.bootstrap_servers)
+        try:
+            tps = [
+                TopicPartition(self.changelog_topic, p, OFFSET_BEGINNING) for p in range(partitions)
+            ]
+            ends = kafka.end_offsets(c, self.changelog_topic, partitions)
+            pending = {p for p, (lo, hi) in ends.items() if hi > lo}
+            c.assign(tps)
+            deadline = time.monotonic() + 120
+            while pending and not self._stop.is_set():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"restoring {self.changelog_topic} timed out")
+                for msg in c.consume(num_messages=BATCH, timeout=0.5):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(msg.partition())
+                        continue
+                    key = msg.key() or b""
+                    value = msg.value()
+                    store.put(key, None if value is None else _decode_state(value))
+            store.commit()
+        finally:
+            c.close()
+        LOG.info("query %s restored state from %s", self.query_id, self.changelog_topic)
+        return store
+
+    def _consume(self, producer: object, consumer: object, partitions: int) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        assert isinstance(producer, Producer) and isinstance(consumer, Consumer)
+        topic = self.plan.source.topic
+        committed = consumer.committed(
+            [TopicPartition(topic, p) for p in range(partitions)], timeout=30
+        )
+        default = OFFSET_BEGINNING if self.offset_reset == "earliest" else OFFSET_END
+        consumer.assign(
+            [
+                TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else default)
+                for tp in committed
+            ]
+        )
+        positions: dict[int, int] = {}
+        in_txn = False
+        last_commit = time.monotonic()
+        self.ready.set()
+        while not self._stop.is_set():
+            msgs = consumer.consume(num_messages=BATCH, timeout=0.2)
+            for msg in msgs:
+                if msg.error() is not None:
+                    continue
+                if not in_txn:
+                    producer.begin_transaction()
+                    in_txn = True
+                positions[msg.partition() or 0] = (msg.offset() or 0) + 1
+                self._process(msg, producer)
+            producer.poll(0)
+            due = time.monotonic() - last_commit >= self.commit_interval
+            if positions and (due or self._stop.is_set()):
+                self._commit(producer, consumer, topic, positions)
+                positions = {}
+                in_txn = False
+                last_commit = time.monotonic()
+            elif due:
+                last_commit = time.monotonic()
+        if positions:  # graceful stop: do not lose work already processed
+            self._commit(producer, consumer, topic, positions)
+
+    def _commit(
+        self, producer: object, consumer: object, topic: str, positions: dict[int, int]
+    ) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        assert isinstance(producer, Producer) and isinstance(consumer, Consumer)
+        if self.cache_enabled:
+            for key in self.store.dirty_keys():
+                self._emit(producer, key, self.store.get(key))
+        offsets = [TopicPartition(topic, p, o) for p, o in positions.items()]
+        try:
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 60)
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.txn_requires_abort():
+                producer.abort_transaction(60)
+            self.store.rollback()
+            raise
+        self.store.commit()
+
+    # --- per record -----------------------------------------------------------------------
+
+    def _process(self, msg: object, producer: object) -> None:
+        from confluent_kafka import Message
+
+        assert isinstance(msg, Message)
+        topic = msg.topic() or ""
+        try:
+            key_vals = self._src_key.deserialize(msg.key())
+        except CoercionError as exc:
+            self.plog.deserialization_error(self.query_id, topic, "key", str(exc), msg.key())
+            return
+        try:
+            values = self._src_value.deserialize(msg.value())
+        except CoercionError as exc:
+            self.plog.deserialization_error(self.query_id, topic, "value", str(exc), msg.value())
+            return
+        _, ts = msg.timestamp()
+        record = InputRecord(key_vals, values, ts, msg.partition() or 0, msg.offset() or 0)
+        for key, row in self.processor.process(record, self.store):
+            self.store.put(key, row)
+            if not self.cache_enabled:
+                self._emit(producer, key, row)
+
+    def _emit(self, producer: object, key: bytes, row: StoredRow | None) -> None:
+        from confluent_kafka import Producer
+
+        assert isinstance(producer, Producer)
+        value = None if row is None else self._sink_value.serialize(row.values)
+        state = None if row is None else _encode_state(row)
+        ts = row.rowtime if row else int(time.time() * 1000)
+        _produce(producer, self.sink.topic, key or None, value, ts)
+        _produce(producer, self.changelog_topic, key, state, ts)
+
+
+def _produce(producer: object, topic: str, key: bytes | None, value: bytes | None, ts: int) -> None:
+    from confluent_kafka import Producer
+
+    assert isinstance(producer, Producer)
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, timestamp=ts)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
+def _encode_state(row: StoredRow) -> bytes:
+    return orjson.dumps({"k": row.key, "v": row.values, "t": row.rowtime, "s": row.states})
+
+
+def _decode_state(data: bytes) -> StoredRow:
+    d = orjson.loads(data)
+    return StoredRow(tuple(d["k"]), tuple(d["v"]), int(d["t"]), tuple(d["s"]))
+
+
+QueryFactory = Callable[..., PersistentQuery]

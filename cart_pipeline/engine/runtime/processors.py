@@ -1,0 +1,98 @@
+"""Per-record logic of persistent queries, separate from the exactly-once loop.
+
+A processor turns one deserialized input record into changes of the materialized
+table (key bytes -> new row, or None for a delete). The loop in `persistent.py` owns
+transactions, state publication and output; adding a query shape = one processor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cart_pipeline.engine.runtime.planner import AggregatePlan, ProjectionPlan
+from cart_pipeline.engine.runtime.processing_log import ProcessingLog
+from cart_pipeline.engine.runtime.serde import KeySerde
+from cart_pipeline.engine.runtime.state import MemoryStore, StoredRow
+
+Change = tuple[bytes, StoredRow | None]
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    key: list[object]
+    value: list[object] | None  # None: a tombstone
+    timestamp: int
+    partition: int
+    offset: int
+
+    def row(self) -> list[object]:
+        """Source row layout: columns (keys first), then ROWTIME, ROWPARTITION, ROWOFFSET."""
+        assert self.value is not None
+        return [*self.key, *self.value, self.timestamp, self.partition, self.offset]
+
+
+class Processor(Protocol):
+    def process(self, record: InputRecord, store: MemoryStore) -> list[Change]: ...
+
+
+class AggregateProcessor:
+    """GROUP BY + aggregates over a stream (ksqlDB's stream aggregation)."""
+
+    def __init__(
+        self, query_id: str, plan: AggregatePlan, sink_key: KeySerde, plog: ProcessingLog
+    ) -> None:
+        self.query_id = query_id
+        self.plan = plan
+        self.sink_key = sink_key
+        self.plog = plog
+
+    def process(self, record: InputRecord, store: MemoryStore) -> list[Change]:
+        if record.value is None:
+            return []  # a stream record without a value carries nothing to aggregate
+        plan = self.plan
+        row = record.row()
+        if plan.where is not None and plan.where(row) is not True:
+            return []
+        group = [f(row) for f in plan.group_by]
+        for i, value in enumerate(group):
+            if value is None:
+                self.plog.record_processing_error(
+                    self.query_id,
+                    "Aggregate.GroupBy",
+                    f"Group-by column with index {i} resolved to null. "
+                    "The source row will be excluded from the table.",
+                    row[: len(record.key) + len(record.value)],
+                )
+                return []
+        key = self.sink_key.serialize(group) or b""
+        prev = store.get(key)
+        states = list(prev.states) if prev else [c.aggregate.initial() for c in plan.calls]
+        for j, call in enumerate(plan.calls):
+            arg = call.argument(row) if call.argument is not None else 1
+            states[j] = call.aggregate.add(states[j], arg)
+        out = tuple(plan.calls[j].aggregate.result(states[j]) for _, j in plan.value_layout)
+        rowtime = max(record.timestamp, prev.rowtime) if prev else record.timestamp
+        return [(key, StoredRow(tuple(group), out, rowtime, tuple(states)))]
+
+
+class ProjectionProcessor:
+    """Filter + projection of a table (CREATE TABLE t AS SELECT ... FROM table)."""
+
+    def __init__(self, plan: ProjectionPlan, sink_key: KeySerde) -> None:
+        self.plan = plan
+        self.sink_key = sink_key
+
+    def process(self, record: InputRecord, store: MemoryStore) -> list[Change]:
+        plan = self.plan
+        if record.value is None:
+            key = self.sink_key.serialize([record.key[i] for i in plan.key_order]) or b""
+            return [(key, None)] if store.get(key) is not None else []
+        row = record.row()
+        key_values = tuple(row[i] for i in plan.key_order)
+        key = self.sink_key.serialize(key_values) or b""
+        if plan.where is not None and plan.where(row) is not True:
+            # KTable filter semantics: a row leaving the result becomes a delete
+            return [(key, None)] if store.get(key) is not None else []
+        values = tuple(f(row) for f in plan.values)
+        return [(key, StoredRow(key_values, values, record.timestamp))]

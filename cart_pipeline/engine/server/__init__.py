@@ -1,0 +1,1 @@
+"""REST server speaking ksqlDB's HTTP API."""
