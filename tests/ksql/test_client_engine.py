@@ -151,10 +151,10 @@ def test_list_and_describe_helpers(client: KsqlClient, stream_name: str) -> None
 
 
 def test_persistent_query_is_listed(client: KsqlClient, stream_name: str) -> None:
-    sink = stream_name + "_COPY"
+    sink = stream_name + "_COUNTS"
     client.execute(
-        f"CREATE STREAM {quote_identifier(sink)} AS SELECT * FROM "
-        f"{quote_identifier(stream_name)} EMIT CHANGES;"
+        f"CREATE TABLE {quote_identifier(sink)} AS SELECT `ID`, COUNT(*) AS `N` FROM "
+        f"{quote_identifier(stream_name)} GROUP BY `ID` EMIT CHANGES;"
     )
     try:
         queries = [q for q in client.list_queries() if sink in q.sinks]
@@ -162,7 +162,7 @@ def test_persistent_query_is_listed(client: KsqlClient, stream_name: str) -> Non
         assert queries[0].sink_kafka_topics
         assert client.describe(sink).write_queries == (queries[0].id,)
     finally:
-        client.execute(f"DROP STREAM IF EXISTS {quote_identifier(sink)} DELETE TOPIC;")
+        client.execute(f"DROP TABLE IF EXISTS {quote_identifier(sink)} DELETE TOPIC;")
 
 
 def test_push_query_with_limit_yields_rows_and_ends(client: KsqlClient, stream_name: str) -> None:
