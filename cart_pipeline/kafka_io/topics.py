@@ -82,9 +82,7 @@ class Topics:
         info = self.describe(topic)
         if info is None:
             raise TopicNotFound("topic does not exist", topic=topic)
-        consumer = Consumer(
-            self.settings.consumer_config("cart_pipeline-offsets")
-        )
+        consumer = Consumer(self.settings.consumer_config("cart_pipeline-offsets"))
         try:
             result = {}
             for partition in range(info.partitions):

@@ -9,7 +9,6 @@ from cart_pipeline.reconcile.run import (
     MISMATCH,
     STALE,
     ReconcileSpec,
-    ReconciliationError,
     ReconciliationResult,
     reconcile,
 )
@@ -24,7 +23,6 @@ __all__ = [
     "LagReport",
     "Recomputation",
     "ReconcileSpec",
-    "ReconciliationError",
     "ReconciliationResult",
     "Rejected",
     "compare",

@@ -54,7 +54,7 @@ class Comparison:
         ]
         for d in self.worst(n):
             lines.append(
-                f"| {_cell(d.customer)} | {_cell(d.item)} | {d.kind} | "
+                f"| {markdown_cell(d.customer)} | {markdown_cell(d.item)} | {d.kind} | "
                 f"{_num(d.expected)} | {_num(d.served)} |"
             )
         hidden = len(self.discrepancies) - min(n, len(self.discrepancies))
@@ -100,7 +100,7 @@ def compare(
     )
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
     """Markdown-safe: pipes and newlines in customer names must not break the table."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 

@@ -26,6 +26,8 @@ class LagReport:
     committed: dict[int, int]
     targets: dict[int, int]
     waited_s: float
+    #: Total lag at the first look, before any waiting.
+    initial_lag: int = 0
 
     @property
     def lag(self) -> dict[int, int]:
@@ -72,9 +74,13 @@ def wait_for_offsets(
     started = time.monotonic()
     partitions = sorted(targets)
     admin = AdminClient(settings.client_config())
+    initial: int | None = None
     while True:
         committed = committed_offsets(settings, group, topic, partitions, admin)
         report = LagReport(group, committed, dict(targets), time.monotonic() - started)
+        if initial is None:
+            initial = report.total_lag
+        report = LagReport(group, committed, dict(targets), report.waited_s, initial)
         if report.caught_up or report.waited_s >= timeout_s:
             return report
         time.sleep(min(poll_s, max(0.0, timeout_s - report.waited_s)))

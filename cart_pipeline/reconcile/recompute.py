@@ -29,6 +29,9 @@ class Recomputation:
 
     totals: dict[CartKey, int] = field(default_factory=dict)
     end_offsets: dict[int, int] = field(default_factory=dict)
+    #: Per partition, one past the last record actually read (control records such as
+    #: transaction markers occupy offsets too, so this can be below the end offset).
+    data_ends: dict[int, int] = field(default_factory=dict)
     records: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     tombstones: int = 0
@@ -44,6 +47,7 @@ class Recomputation:
         for key, value in other.totals.items():
             self.totals[key] = wrap_int32(self.totals.get(key, 0) + value)
         self.end_offsets.update(other.end_offsets)
+        self.data_ends.update(other.data_ends)
         self.records += other.records
         self.rejected.update(other.rejected)
         self.tombstones += other.tombstones
@@ -65,7 +69,11 @@ def recompute_partition(
     before it is decided; the read ends once the consumer's position reaches it. If no record
     arrives for ``idle_timeout_s`` (default: the Kafka timeout), the read fails rather than hangs.
     """
-    result = Recomputation(totals={} if totals is None else totals, end_offsets={partition: end})
+    result = Recomputation(
+        totals={} if totals is None else totals,
+        end_offsets={partition: end},
+        data_ends={partition: start},
+    )
     if end <= start:
         return result
     idle_limit = settings.timeout_s if idle_timeout_s is None else idle_timeout_s
@@ -78,6 +86,7 @@ def recompute_partition(
     acc = result.totals
     rejected = result.rejected
     records = tombstones = null_keys = 0
+    data_end = start
     try:
         consumer.assign([TopicPartition(topic, partition, start)])
         position = start
@@ -94,6 +103,7 @@ def recompute_partition(
                     position = end
                     break
                 records += 1
+                data_end = offset + 1
                 raw = msg.value()
                 # Fast path: the loader's canonical shape. Anything else takes ksqlDB's rules.
                 try:
@@ -139,6 +149,7 @@ def recompute_partition(
     finally:
         consumer.close()
     result.records, result.tombstones, result.null_keys = records, tombstones, null_keys
+    result.data_ends[partition] = data_end
     return result
 
 

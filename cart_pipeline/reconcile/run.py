@@ -25,10 +25,6 @@ from cart_pipeline.reconcile.recompute import Recomputation, recompute
 MATCH, MISMATCH, STALE = "match", "mismatch", "stale"
 
 
-class ReconciliationError(Exception):
-    """The reconciliation could not be carried out (the table has no running query, ...)."""
-
-
 @dataclass(frozen=True)
 class ReconcileSpec:
     topic: str = "shopping_cart_events"
@@ -59,6 +55,8 @@ class ReconciliationResult:
             "events_read": self.recomputation.records,
             "rejected_records": self.recomputation.rejected_total,
             "lag": self.lag.total_lag,
+            "lag_at_start": self.lag.initial_lag,
+            "lag_wait_seconds": round(self.lag.waited_s, 3),
             "served_keys": self.served_keys,
             "expected_keys": len(self.recomputation.totals),
             "reconcile_seconds": round(sum(self.timings.values()), 3),
@@ -76,14 +74,10 @@ class ReconciliationResult:
         return out
 
 
-def table_query_id(ksql: KsqlClient, table: str) -> str:
-    description = ksql.describe(table)
-    if not description.write_queries:
-        raise ReconciliationError(
-            f"table {table} has no persistent query writing it; materialize the table asset "
-            "(or run its CREATE TABLE … AS SELECT) first."
-        )
-    return description.write_queries[0]
+def table_query_id(ksql: KsqlClient, table: str) -> str | None:
+    """The persistent query writing ``table``; None when it was terminated (not maintained)."""
+    writers = ksql.describe(table).write_queries
+    return writers[0] if writers else None
 
 
 def served_totals(ksql: KsqlClient, spec: ReconcileSpec) -> dict[CartKey, int]:
@@ -100,13 +94,21 @@ def reconcile(
     timings: dict[str, float] = {}
     clock = time.monotonic()
     query_id = table_query_id(ksql, spec.table)
-    group = query_consumer_group(ksql.server_info().ksql_service_id, query_id)
     topics = Topics(settings)
     snapshot = topics.end_offsets(spec.topic)
 
     recomputation = recompute(settings, spec.topic, snapshot)
     timings["recompute_s"] = recomputation.elapsed_s
-    lag = wait_for_offsets(settings, group, spec.topic, snapshot, spec.lag_timeout_s)
+    targets = {p: recomputation.data_ends.get(p, 0) for p in snapshot}
+    if query_id is None:
+        # Nothing maintains the table any more: it can never catch up. Stale, at once.
+        lag = LagReport("", {}, targets, 0.0, sum(targets.values()))
+        return ReconciliationResult(STALE, snapshot, recomputation, lag, timings=timings)
+    group = query_consumer_group(ksql.server_info().ksql_service_id, query_id)
+    # Wait for the query to have read every record of the snapshot. Its committed offset may
+    # stop before trailing transaction markers (engines differ), so the target is one past
+    # the last record, not the end offset.
+    lag = wait_for_offsets(settings, group, spec.topic, targets, spec.lag_timeout_s)
     timings["wait_s"] = lag.waited_s
     result = ReconciliationResult(STALE, snapshot, recomputation, lag, query_id=query_id)
     if not lag.caught_up:
