@@ -65,8 +65,14 @@ class Topics:
                     raise KafkaUnavailable(f"could not create topic: {exc}", topic=topic) from None
             else:
                 return TopicInfo(topic, partitions, replication, created=True)
-            existing = self.describe(topic)
-            assert existing is not None
+            # It exists, but a topic created a moment ago can still be missing from the
+            # metadata this client sees: wait (bounded) until it shows up.
+            deadline = time.monotonic() + self.settings.timeout_s
+            while (existing := self.describe(topic)) is None:
+                if time.monotonic() > deadline:
+                    raise KafkaUnavailable("topic exists but its metadata never appeared",
+                                           topic=topic)  # fmt: skip
+                time.sleep(0.1)
         if existing.partitions != partitions:
             raise TopicMismatch(
                 f"topic exists with {existing.partitions} partition(s) but {partitions} were "
