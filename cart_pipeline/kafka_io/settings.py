@@ -95,6 +95,8 @@ class KafkaSettings:
         if transactional_id:
             config["transactional.id"] = transactional_id
             config["transaction.timeout.ms"] = 60_000
+            # librdkafka refuses a message timeout longer than the transaction timeout.
+            config["message.timeout.ms"] = min(config["message.timeout.ms"], 60_000)
         config.update(overrides)
         return config
 

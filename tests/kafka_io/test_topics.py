@@ -67,3 +67,9 @@ def test_settings_validate_and_keep_secrets_out_of_describe() -> None:
     assert producer["enable.idempotence"] is True and producer["acks"] == "all"
     assert producer["partitioner"] == "murmur2_random"
     assert producer["transactional.id"] == "tx-1"
+    # librdkafka refuses message.timeout.ms > transaction.timeout.ms: the config must be usable.
+    assert producer["message.timeout.ms"] <= producer["transaction.timeout.ms"]
+    from confluent_kafka import Producer as RealProducer
+
+    # Raises KafkaException(_INVALID_ARG) on an inconsistent config (loopback: no lookups).
+    RealProducer(KafkaSettings(f"127.0.0.1:{free_port()}").producer_config("tx-2"))
