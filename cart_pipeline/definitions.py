@@ -1,5 +1,20 @@
-"""The one Dagster code location of cart_pipeline (assets arrive with the pipeline issue)."""
+"""The one Dagster code location of cart_pipeline."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from cart_pipeline.pipeline import (
+    ASSETS,
+    cart_pipeline_job,
+    data_quality_alerts,
+    load_and_reconcile_job,
+    load_schedule,
+    resources_from_env,
+)
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    jobs=[cart_pipeline_job, load_and_reconcile_job],
+    schedules=[load_schedule],
+    sensors=[data_quality_alerts],
+    resources=resources_from_env(),
+)

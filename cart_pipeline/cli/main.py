@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cart_pipeline.cli.ksql_commands import ksql, tail
 from cart_pipeline.embedded import LocalStack, ServiceStatus, StackConfig, StackError
 
 console = Console()
@@ -43,15 +44,40 @@ def up() -> None:
 
 
 @cli.command()
-def demo() -> None:
-    """The main job: start the embedded stack and prove it healthy (the pipeline joins later)."""
-    stack = LocalStack(StackConfig.from_env())
-    with console.status("Starting the local stack…"):
-        services = stack.up()
-    _print_status(services)
-    if not all(s.healthy for s in services.values()):
-        raise StackError("the stack is not healthy; see `cart-pipeline status`")
-    console.print("[green]The local stack is up.[/] Stop it with `cart-pipeline down`.")
+@click.option(
+    "--events",
+    default=10_000,
+    show_default=True,
+    envvar="CART_DEMO_EVENTS",
+    help="Synthetic events to load.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    envvar="CART_DEMO_SEED",
+    help="Seed of the generator (default: derived from the run id).",
+)
+@click.option(
+    "--embedded/--no-embedded",
+    default=None,
+    envvar="CART_EMBEDDED",
+    help="Start the embedded stack (default: unless CART_KAFKA_BOOTSTRAP_SERVERS "
+    "and CART_KSQLDB_URL point elsewhere).",
+)
+@click.option(
+    "--lag-timeout",
+    default=120.0,
+    show_default=True,
+    envvar="CART_RECONCILE_LAG_TIMEOUT_S",
+    help="Seconds the reconciliation waits for ksqlDB to catch up before 'stale'.",
+)
+def demo(events: int, seed: int | None, embedded: bool | None, lag_timeout: float) -> None:
+    """The main job: start the stack, materialize every asset through Dagster, report."""
+    from cart_pipeline.cli.demo import run_demo
+
+    sys.exit(run_demo(console, events=events, seed=seed, embedded=embedded,
+                      lag_timeout_s=lag_timeout))  # fmt: skip
 
 
 @cli.command()
@@ -62,7 +88,9 @@ def down() -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--json", "as_json", is_flag=True, envvar="CART_CLI_JSON", help="Machine-readable output."
+)
 def status(as_json: bool) -> None:
     """Show each service's pid, health and address. Exit 1 when something is down."""
     services = LocalStack(StackConfig.from_env()).status()
@@ -83,6 +111,10 @@ def _print_status(services: dict[str, ServiceStatus]) -> None:
             "[yellow]unhealthy[/]" if s.running else "[red]stopped[/]")  # fmt: skip
         table.add_row(s.name, s.address, str(s.pid or "-"), health)
     console.print(table)
+
+
+cli.add_command(ksql)
+cli.add_command(tail)
 
 
 def main() -> None:
