@@ -53,9 +53,10 @@ def test_up_status_down_and_data_kept(stack_env: dict[str, str]) -> None:
         assert state["kafka"]["healthy"] is True
         first_pid = state["kafka"]["pid"]
         assert proc.is_alive(first_pid)
-        if "ksqldb" in state:
-            assert state["ksqldb"]["url"] == f"http://127.0.0.1:{stack_env['CART_KSQL_PORT']}"
-            assert state["ksqldb"]["healthy"] is True
+        assert state["ksqldb"]["url"] == f"http://127.0.0.1:{stack_env['CART_KSQL_PORT']}"
+        assert state["ksqldb"]["healthy"] is True
+        engine_pid = state["ksqldb"]["pid"]
+        assert proc.is_alive(engine_pid)
 
         # `up` twice does not start a second broker.
         assert run(stack_env, "up").returncode == 0
@@ -67,16 +68,21 @@ def test_up_status_down_and_data_kept(stack_env: dict[str, str]) -> None:
         producer.produce("kept", key=b"bob", value=b'{"qty": 2}')
         assert producer.flush(30) == 0
 
-        # `up` restarts a service of the stack that has died.
+        # `up` restarts a service of the stack that has died (each of them).
         proc.kill(first_pid)
         assert status_json(stack_env)["kafka"]["healthy"] is False
         assert run(stack_env, "up").returncode == 0
         second_pid = status_json(stack_env)["kafka"]["pid"]
         assert second_pid != first_pid and proc.is_alive(second_pid)
+        proc.kill(engine_pid)
+        assert status_json(stack_env)["ksqldb"]["healthy"] is False
+        assert run(stack_env, "up").returncode == 0
+        restarted = status_json(stack_env)["ksqldb"]
+        assert restarted["healthy"] is True and restarted["pid"] != engine_pid
 
         done = run(stack_env, "down")
-        assert done.returncode == 0 and "kafka" in done.stdout
-        assert not proc.is_alive(second_pid)
+        assert done.returncode == 0 and "kafka" in done.stdout and "ksqldb" in done.stdout
+        assert not proc.is_alive(second_pid) and not proc.is_alive(restarted["pid"])
         assert run(stack_env, "status").returncode == 1
 
         # The next `up` finds earlier topics and records intact.
