@@ -111,7 +111,9 @@ class KafkaBroker:
         admin = AdminClient({"bootstrap.servers": cfg.bootstrap_servers, "log_level": 0,
                              "logger": _quiet_logger()})  # fmt: skip
         while True:
-            if not process.is_alive(self.pid, cfg.marker):
+            # No command-line check here: we spawned this pid a moment ago, and until the
+            # child has exec'd java its command line is still Python's.
+            if not process.is_alive(self.pid):
                 raise ServiceStartError(
                     "Kafka", "the broker process exited during start-up",
                     process.tail(cfg.log_path), str(cfg.log_path),

@@ -17,11 +17,16 @@ from pathlib import Path
 
 import psutil
 
+START_HEADER = "=== cart_pipeline: process started"
+
 
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
     """Start ``cmd`` in its own session (it outlives the CLI) with output appended to a log."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
+        # Logs are appended across starts; tail() shows only what follows the last header.
+        log.write(f"\n{START_HEADER} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        log.flush()
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -100,8 +105,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def tail(path: Path, lines: int = 25) -> str:
+    """The last ``lines`` lines written since the most recent start."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return "".join(deque(handle, maxlen=lines)).rstrip()
+            last = deque(handle, maxlen=2000)
     except OSError:
         return ""
+    since = list(last)
+    for index in range(len(since) - 1, -1, -1):
+        if since[index].startswith(START_HEADER):
+            since = since[index + 1 :]
+            break
+    return "".join(since[-lines:]).rstrip()

@@ -106,7 +106,7 @@ class LocalStack:
         pid = process.spawn([sys.executable, "-m", ENGINE_MODULE], log_path, env=env)
         deadline = time.monotonic() + cfg.start_timeout_s
         while not _healthy(self.ksql_url):
-            if not process.is_alive(pid, ENGINE_MODULE):
+            if not process.is_alive(pid):  # just spawned: ours, whatever its argv says yet
                 raise ServiceStartError(
                     "ksqlDB engine",
                     "the engine process exited during start-up",
