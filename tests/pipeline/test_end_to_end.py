@@ -240,3 +240,25 @@ def test_table_reading_from_latest_is_caught_and_alerted_once(
     assert sum("`totals_match`" in t and "[ERROR]" in t for t in texts) == 1
     assert sum("`no_rejected_records`" in t and "[WARN]" in t for t in texts) == 1
     assert all(webhook.url not in str(alert) for alert in webhook.received)
+
+
+def test_stream_with_another_definition_fails_with_a_diff(
+    resources: dict, instance: dg.DagsterInstance, ksqldb_url: str
+) -> None:
+    with KsqlClient(ksqldb_url) as ksql:
+        ksql.execute("DROP TABLE IF EXISTS current_shopping_cart DELETE TOPIC;")
+        ksql.execute("DROP STREAM shopping_cart_events;")
+        ksql.execute(
+            "CREATE STREAM shopping_cart_events (customer VARCHAR, item VARCHAR, qty BIGINT) "
+            "WITH (kafka_topic='shopping_cart_events', value_format='json');"
+        )
+    result = materialize(resources, instance, {}, selection=["shopping_cart_events_stream"])
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None and failure.description is not None
+    message = failure.description
+    assert "STREAM SHOPPING_CART_EVENTS already exists with a different definition" in message
+    assert "-QTY INTEGER" in message and "+QTY BIGINT" in message
+    with KsqlClient(ksqldb_url) as ksql:  # left unchanged
+        fields = {f.name: f.sql_type for f in ksql.describe("SHOPPING_CART_EVENTS").fields}
+    assert fields["QTY"] == "BIGINT"
