@@ -20,7 +20,9 @@ from cart_pipeline.engine.runtime.planner import (
     plan_projection,
 )
 from cart_pipeline.engine.runtime.serde import check_format, key_serde, value_serde
+from cart_pipeline.engine.runtime.stream_planner import StreamPlan, plan_stream
 from cart_pipeline.engine.sql import ast
+from cart_pipeline.engine.statement_text import format_create_as_select
 from cart_pipeline.engine.types import SqlType, check_supported
 
 if TYPE_CHECKING:
@@ -106,13 +108,13 @@ def _formats(
     if fmt is not None and "VALUE_FORMAT" in props:
         raise KsqlStatementError(
             "Cannot supply both 'VALUE_FORMAT' and 'FORMAT' properties, as 'FORMAT' sets both "
-            "key and value formats.\nEither use just 'FORMAT', or use 'KEY_FORMAT' and "
+            "key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and "
             "'VALUE_FORMAT'."
         )
     if fmt is not None and "KEY_FORMAT" in props:
         raise KsqlStatementError(
             "Cannot supply both 'KEY_FORMAT' and 'FORMAT' properties, as 'FORMAT' sets both "
-            "key and value formats.\nEither use just 'FORMAT', or use 'KEY_FORMAT' and "
+            "key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and "
             "'VALUE_FORMAT'."
         )
     value = props.get("VALUE_FORMAT", fmt) or default_value
@@ -226,7 +228,11 @@ def create_source(ctx: Context, stmt: ast.CreateSource, text: str) -> dict[str, 
         )
     topic = str(topic)
     columns = _columns(stmt)
-    key_fmt, value_fmt = _formats(props, None, None)
+    key_fmt, value_fmt = _formats(
+        props,
+        ctx.properties.get("ksql.persistence.default.format.key"),
+        ctx.properties.get("ksql.persistence.default.format.value"),
+    )
     keys = tuple(c for c in columns if c.key)
     vals = tuple(c for c in columns if not c.key)
     key_serde(key_fmt, keys)
@@ -264,8 +270,6 @@ def create_source(ctx: Context, stmt: ast.CreateSource, text: str) -> dict[str, 
 
 
 def create_as_select(ctx: Context, stmt: ast.CreateAsSelect, text: str) -> dict[str, object]:
-    if stmt.kind == "STREAM":
-        raise unsupported("CREATE STREAM AS SELECT")
     existing = ctx.catalog.source(stmt.name)
     if existing is not None:
         if stmt.if_not_exists:
@@ -273,8 +277,10 @@ def create_as_select(ctx: Context, stmt: ast.CreateAsSelect, text: str) -> dict[
         if not stmt.or_replace:
             raise _exists_error(stmt.kind, stmt.name, existing)
         raise unsupported("CREATE OR REPLACE of an existing table")
-    plan: AggregatePlan | ProjectionPlan
-    if stmt.query.group_by is None:
+    plan: AggregatePlan | ProjectionPlan | StreamPlan
+    if stmt.kind == "STREAM":
+        plan = plan_stream(ctx.catalog, stmt.query, stmt.name)
+    elif stmt.query.group_by is None and not _has_aggregate(stmt.query):
         plan = plan_projection(ctx.catalog, stmt.query, stmt.name)
     else:
         plan, _ = plan_aggregate(ctx.catalog, stmt.query, stmt.name)
@@ -291,14 +297,16 @@ def create_as_select(ctx: Context, stmt: ast.CreateAsSelect, text: str) -> dict[
         key_serde(key_fmt, sink_keys)
         value_serde(value_fmt, [c for c in plan.sink_columns if not c.key])
     except KsqlStatementError as exc:
-        raise KsqlStatementError(f"{exc.message}\nStatement: {text}") from exc
-    topic = str(props.get("KAFKA_TOPIC") or stmt.name)
+        quoted = format_create_as_select(stmt) or text
+        raise KsqlStatementError(f"{exc.message}\nStatement: {quoted}") from exc
+    prefix = ctx.properties.get("ksql.output.topic.name.prefix", "")
+    topic = str(props.get("KAFKA_TOPIC") or prefix + stmt.name)
     partitions = int(props.get("PARTITIONS") or source.partitions)  # type: ignore[call-overload]
     replicas = int(props.get("REPLICAS") or source.replicas)  # type: ignore[call-overload]
-    query_id = f"CTAS_{stmt.name}_{ctx.seq}"
+    query_id = f"{'CSAS' if stmt.kind == 'STREAM' else 'CTAS'}_{stmt.name}_{ctx.seq}"
     sink = DataSource(
         name=stmt.name,
-        kind="TABLE",
+        kind=stmt.kind,
         columns=plan.sink_columns,
         topic=topic,
         key_format=key_fmt,
@@ -323,7 +331,22 @@ def create_as_select(ctx: Context, stmt: ast.CreateAsSelect, text: str) -> dict[
         kafka.ensure_topic(ctx.engine.admin, topic, partitions, replicas)
         ctx.engine.register_query(query_id, plan, sink, dict(ctx.properties), start=not ctx.replay)
     return _status(
-        ctx, text, f"table/`{stmt.name}`/create", f"Created query with ID {query_id}", query_id
+        ctx,
+        text,
+        f"{stmt.kind.lower()}/`{stmt.name}`/create",
+        f"Created query with ID {query_id}",
+        query_id,
+    )
+
+
+def _has_aggregate(query: ast.Query) -> bool:
+    from cart_pipeline.engine.runtime import aggregates
+    from cart_pipeline.engine.runtime.expressions import contains_aggregate
+
+    return any(
+        isinstance(i, ast.SelectColumn)
+        and contains_aggregate(i.expression, aggregates.is_aggregate)
+        for i in query.select
     )
 
 
@@ -333,7 +356,8 @@ def drop_source(ctx: Context, stmt: ast.DropSource, text: str) -> dict[str, obje
     if source is None:
         if stmt.if_exists:
             return _status(ctx, text, command_id, f"Source `{stmt.name}` does not exist.")
-        raise KsqlStatementError(f"Source {stmt.name} does not exist.")
+        what = "Stream" if stmt.kind == "STREAM" else "Table"
+        raise KsqlStatementError(f"{what} {stmt.name} does not exist.")
     if source.kind != stmt.kind:
         raise KsqlStatementError(
             f"Incompatible data source type is {source.kind}, but statement was DROP {stmt.kind}"

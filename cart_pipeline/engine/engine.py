@@ -33,6 +33,7 @@ from cart_pipeline.engine.runtime.planner import (
     is_key_lookup,
     plan_select,
 )
+from cart_pipeline.engine.runtime.stream_planner import StreamPlan
 from cart_pipeline.engine.server import entities
 from cart_pipeline.engine.sql import ast, parse_statements
 
@@ -125,6 +126,7 @@ class Engine:
     def execute(self, text: str, overrides: dict[str, str]) -> list[Entity]:
         """Run a /ksql request: validate all statements, then run them in order."""
         parsed = parse_statements(text)
+        _refuse_unimplemented_properties(overrides)
         with self._lock:
             sandbox = ddl.Context(
                 self, self.catalog.copy(), dry_run=True, properties=dict(overrides)
@@ -188,6 +190,8 @@ class Engine:
                 return entities.describe(self, described, text, extended)
             case ast.DescribeSources(kind=kind, extended=extended):
                 return entities.describe_all(self, kind, text, extended)
+            case ast.InsertInto():
+                raise unsupported("INSERT INTO ... SELECT")
             case ast.UnsupportedStatement(kind=kind):
                 raise unsupported(kind)
             case _:
@@ -237,7 +241,7 @@ class Engine:
     def register_query(
         self,
         query_id: str,
-        plan: AggregatePlan | ProjectionPlan,
+        plan: AggregatePlan | ProjectionPlan | StreamPlan,
         sink: DataSource,
         props: dict[str, str],
         start: bool,
@@ -328,6 +332,14 @@ class Engine:
     ) -> transient.TransientQuery:
         source = plan.source
         bootstrap = self.config.bootstrap_servers
+        limit_enabled = props.get("ksql.query.pull.limit.clause.enabled", "true").lower()
+        if stmt.emit is None and stmt.limit is not None and limit_enabled == "false":
+            raise KsqlStatementError(
+                "LIMIT clause in pull queries is currently disabled. You can enable them by "
+                "setting ksql.query.pull.limit.clause.enabled=true. See "
+                "https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended "
+                "to issue a push query."
+            )
         if stmt.emit is None:
             scan_enabled = props.get("ksql.query.pull.table.scan.enabled", "true").lower()
             if scan_enabled == "false" and not (
@@ -363,3 +375,16 @@ class Engine:
 
     def forget_query(self, query_id: str) -> None:
         self._transient.pop(query_id, None)
+
+
+# Properties that change results in ways the engine does not implement: refused, not ignored.
+_UNIMPLEMENTED = {
+    "ksql.new.query.planner.enabled": "true",
+    "ksql.persistence.wrap.single.values": "false",
+}
+
+
+def _refuse_unimplemented_properties(props: dict[str, str]) -> None:
+    for name, value in _UNIMPLEMENTED.items():
+        if props.get(name, "").lower() == value:
+            raise unsupported(f"property {name}={value}")

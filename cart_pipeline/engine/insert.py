@@ -60,6 +60,22 @@ def _decimal_literal_as_double(expr: ast.Expression, column: object) -> ast.Expr
     return expr
 
 
+def _case_hint(catalog: Catalog, target: str) -> None:
+    """ksqlDB's error when the name matches an existing source only case-insensitively."""
+    other = next((n for n in catalog.sources if n.upper() == target.upper()), None)
+    if other is None:
+        return
+    if target.isupper():
+        raise KsqlStatementError(
+            f"Cannot insert values into an unknown stream/table: `{target}`\nDid you mean "
+            f'"{other}"? Hint: wrap the source name in double quotes to make it case-sensitive.'
+        )
+    raise KsqlStatementError(
+        f"Cannot insert values into an unknown stream/table: `{target}`\nDid you mean "
+        f"{other}? Hint: try removing double quotes from the source name."
+    )
+
+
 class Inserter:
     """Owns the producer used by INSERT VALUES (one per engine)."""
 
@@ -73,6 +89,7 @@ class Inserter:
         """Validate and serialize; returns (source, key, value, timestamp)."""
         source = catalog.source(stmt.target)
         if source is None:
+            _case_hint(catalog, stmt.target)
             raise KsqlStatementError(
                 f"Failed to prepare statement: '{stmt.target}' is not a valid stream/table "
                 "name or alias."

@@ -9,6 +9,7 @@ Adding an operator or function = one branch here (or one entry in `SCALAR_FUNCTI
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -300,10 +301,62 @@ def compile_expression(expr: ast.Expression, scope: Scope, clause: str = "SELECT
                 return any(v == f(row) for f in items)
 
             return Compiled(in_list, BOOLEAN)
-        case ast.FunctionCall(name=name):
-            raise unsupported(f"function {name}")
+        case ast.Like(operand=operand, pattern=pattern, escape=escape):
+            return _compile_like(operand, pattern, escape, scope, clause)
+        case ast.FunctionCall(name=name, args=args):
+            from cart_pipeline.engine.runtime import aggregates, functions
+
+            if aggregates.is_aggregate(name):
+                raise unsupported(f"aggregate function {name} in this position")
+            compiled_args = [compile_expression(a, scope, clause) for a in args]
+            result_type, impl = functions.bind(name, [c.type for c in compiled_args])
+            fns = [c.fn for c in compiled_args]
+            return Compiled(lambda row: impl([f(row) for f in fns]), result_type)
         case _:
             raise unsupported(f"expression {type(expr).__name__} ({format_expression(expr)})")
+
+
+def _like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if escape is not None and c == escape and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _compile_like(
+    operand: ast.Expression,
+    pattern: ast.Expression,
+    escape: str | None,
+    scope: Scope,
+    clause: str,
+) -> Compiled:
+    oc = compile_expression(operand, scope, clause)
+    pc = compile_expression(pattern, scope, clause)
+    if oc.type.base not in ("STRING", "NULL") or pc.type.base not in ("STRING", "NULL"):
+        raise unsupported("LIKE over non-STRING operands")
+    o, p = oc.fn, pc.fn
+    fixed = isinstance(pattern, ast.StringLiteral)
+    regex = _like_regex(pattern.value, escape) if isinstance(pattern, ast.StringLiteral) else None
+
+    def like(row: Row) -> object:
+        v = o(row)
+        pat = regex if fixed else None
+        if pat is None:
+            text = p(row)
+            if text is None:
+                return None
+            pat = _like_regex(str(text), escape)
+        if v is None:
+            return None
+        return pat.fullmatch(str(v)) is not None
+
+    return Compiled(like, BOOLEAN)
 
 
 def _compile_arith(
@@ -382,7 +435,7 @@ def _compile_comparison(
     def compare(row: Row) -> object:
         a, b = lf(row), rf(row)
         if a is None or b is None:
-            return None
+            return False  # ksqlDB's generated comparison is false, not NULL
         return cmp(a, b)
 
     return Compiled(compare, BOOLEAN)

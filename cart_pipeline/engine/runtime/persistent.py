@@ -18,7 +18,16 @@ import time
 from collections.abc import Callable
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from cart_pipeline.engine import kafka
 from cart_pipeline.engine.catalog.model import DataSource
@@ -30,13 +39,17 @@ from cart_pipeline.engine.runtime.processors import (
     InputRecord,
     Processor,
     ProjectionProcessor,
+    StreamProcessor,
 )
+from cart_pipeline.engine.runtime.profiling import ThreadProfile, start_thread_profile
 from cart_pipeline.engine.runtime.serde import key_serde, value_serde
 from cart_pipeline.engine.runtime.state import MemoryStore, StoredRow
+from cart_pipeline.engine.runtime.stream_planner import StreamPlan
 from cart_pipeline.engine.types import CoercionError
 
 LOG = logging.getLogger(__name__)
-BATCH = 2000
+BATCH = 10_000  # records per consume(): fewer calls into librdkafka per record
+PREFETCH_KIB = 16 * 1024
 
 
 class PersistentQuery:
@@ -45,7 +58,7 @@ class PersistentQuery:
     def __init__(
         self,
         query_id: str,
-        plan: AggregatePlan | ProjectionPlan,
+        plan: AggregatePlan | ProjectionPlan | StreamPlan,
         sink: DataSource,
         config: Config,
         properties: dict[str, str],
@@ -64,6 +77,8 @@ class PersistentQuery:
         self.offset_reset = properties.get("auto.offset.reset", "latest")
         self.plog = processing_log
         self.store = MemoryStore()
+        self._committed_positions: dict[int, int] = {}  # partition -> committed position
+        self._profile: ThreadProfile | None = None
         self.state = "RUNNING"
         self.ready = threading.Event()  # set once state is restored and consuming started
         self._stop = threading.Event()
@@ -76,6 +91,8 @@ class PersistentQuery:
         self.processor: Processor = (
             AggregateProcessor(query_id, plan, self.sink_key, processing_log)
             if isinstance(plan, AggregatePlan)
+            else StreamProcessor(plan, self.sink_key)
+            if isinstance(plan, StreamPlan)
             else ProjectionProcessor(plan, self.sink_key)
         )
 
@@ -91,13 +108,18 @@ class PersistentQuery:
         self.state = "TERMINATED" if self.state != "ERROR" else self.state
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._run_once()
-                return
-            except Exception:
-                LOG.exception("query %s failed; restarting from the last commit", self.query_id)
-                self._stop.wait(1.0)
+        self._profile = start_thread_profile(self.query_id)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._run_once()
+                    return
+                except Exception:
+                    LOG.exception("query %s failed; restarting from the last commit", self.query_id)
+                    self._stop.wait(1.0)
+        finally:
+            if self._profile is not None:
+                self._profile.close()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -114,7 +136,13 @@ class PersistentQuery:
         consumer = kafka.consumer(
             bootstrap,
             self.group_id,
-            **{"enable.partition.eof": False, "auto.offset.reset": self.offset_reset},
+            **{
+                "enable.partition.eof": False,
+                "auto.offset.reset": self.offset_reset,
+                # prefetch bounded well below librdkafka's 64 MiB default: memory should
+                # grow with the table's keys, not with how far behind the input it is
+                "queued.max.messages.kbytes": PREFETCH_KIB,
+            },
         )
         try:
             self._consume(producer, consumer, partitions)
@@ -150,10 +178,7 @@ class PersistentQuery:
         LOG.info("query %s restored state from %s", self.query_id, self.changelog_topic)
         return store
 
-    def _consume(self, producer: object, consumer: object, partitions: int) -> None:
-        from confluent_kafka import Consumer, Producer
-
-        assert isinstance(producer, Producer) and isinstance(consumer, Consumer)
+    def _consume(self, producer: Producer, consumer: Consumer, partitions: int) -> None:
         topic = self.plan.source.topic
         committed = consumer.committed(
             [TopicPartition(topic, p) for p in range(partitions)], timeout=30
@@ -165,41 +190,62 @@ class PersistentQuery:
                 for tp in committed
             ]
         )
-        positions: dict[int, int] = {}
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        # what the group has committed, so a commit only happens when positions moved
+        self._committed_positions = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
         in_txn = False
         last_commit = time.monotonic()
         self.ready.set()
+        process = self._process
         while not self._stop.is_set():
-            msgs = consumer.consume(num_messages=BATCH, timeout=0.2)
+            # consume() waits until the batch is full or the timeout ends: never past the
+            # next commit, or a slow input would delay every commit (and its visibility)
+            wait = last_commit + self.commit_interval - time.monotonic()
+            msgs = consumer.consume(num_messages=BATCH, timeout=min(0.2, max(wait, 0.0)))
             for msg in msgs:
                 if msg.error() is not None:
                     continue
                 if not in_txn:
                     producer.begin_transaction()
                     in_txn = True
-                positions[msg.partition() or 0] = (msg.offset() or 0) + 1
-                self._process(msg, producer)
+                process(msg, producer)
             producer.poll(0)
-            due = time.monotonic() - last_commit >= self.commit_interval
-            if positions and (due or self._stop.is_set()):
-                self._commit(producer, consumer, topic, positions)
-                positions = {}
+            if time.monotonic() - last_commit >= self.commit_interval:
+                self._commit_positions(producer, consumer, tps, in_txn)
                 in_txn = False
                 last_commit = time.monotonic()
-            elif due:
-                last_commit = time.monotonic()
-        if positions:  # graceful stop: do not lose work already processed
-            self._commit(producer, consumer, topic, positions)
+                if self._profile is not None:
+                    self._profile.maybe_dump()
+        # graceful stop: do not lose work already processed
+        self._commit_positions(producer, consumer, tps, in_txn)
+
+    def _commit_positions(
+        self, producer: Producer, consumer: Consumer, tps: list[TopicPartition], in_txn: bool
+    ) -> None:
+        """Commit the consumer's positions, as Kafka Streams does, not last offset + 1.
+
+        A read_committed consumer's position moves past transaction markers, so committing
+        it lets a caught-up query show lag 0 behind transactional producers. Positions that
+        moved past markers only are committed in an offsets-only transaction; unchanged
+        positions with no records are never committed (empty transactions back to back
+        would only add load and stall the loop).
+        """
+        positions = {tp.partition: tp.offset for tp in consumer.position(tps) if tp.offset >= 0}
+        moved = any(self._committed_positions.get(p) != o for p, o in positions.items())
+        if not in_txn:
+            if not moved:
+                return
+            producer.begin_transaction()
+        self._commit(producer, consumer, tps[0].topic, positions)
+        self._committed_positions.update(positions)
 
     def _commit(
-        self, producer: object, consumer: object, topic: str, positions: dict[int, int]
+        self, producer: Producer, consumer: Consumer, topic: str, positions: dict[int, int]
     ) -> None:
-        from confluent_kafka import Consumer, Producer
-
-        assert isinstance(producer, Producer) and isinstance(consumer, Consumer)
         if self.cache_enabled:
+            emit, get = self._emit, self.store.get
             for key in self.store.dirty_keys():
-                self._emit(producer, key, self.store.get(key))
+                emit(producer, key, get(key))
         offsets = [TopicPartition(topic, p, o) for p, o in positions.items()]
         try:
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 60)
@@ -214,10 +260,7 @@ class PersistentQuery:
 
     # --- per record -----------------------------------------------------------------------
 
-    def _process(self, msg: object, producer: object) -> None:
-        from confluent_kafka import Message
-
-        assert isinstance(msg, Message)
+    def _process(self, msg: Message, producer: Producer) -> None:
         topic = msg.topic() or ""
         try:
             key_vals = self._src_key.deserialize(msg.key())
@@ -231,29 +274,30 @@ class PersistentQuery:
             return
         _, ts = msg.timestamp()
         record = InputRecord(key_vals, values, ts, msg.partition() or 0, msg.offset() or 0)
+        if isinstance(self.processor, StreamProcessor):  # stateless: straight to the sink
+            for out_key, out_values, out_ts in self.processor.stream_records(record):
+                out = None if out_values is None else self._sink_value.serialize(out_values)
+                _produce(producer, self.sink.topic, out_key, out, out_ts)
+            return
         for key, row in self.processor.process(record, self.store):
             self.store.put(key, row)
             if not self.cache_enabled:
                 self._emit(producer, key, row)
 
-    def _emit(self, producer: object, key: bytes, row: StoredRow | None) -> None:
-        from confluent_kafka import Producer
-
-        assert isinstance(producer, Producer)
+    def _emit(self, producer: Producer, key: bytes, row: StoredRow | None) -> None:
         value = None if row is None else self._sink_value.serialize(row.values)
         state = None if row is None else _encode_state(row)
         ts = row.rowtime if row else int(time.time() * 1000)
-        _produce(producer, self.sink.topic, key or None, value, ts)
+        _produce(producer, self.sink.topic, key if self.sink.key_columns else None, value, ts)
         _produce(producer, self.changelog_topic, key, state, ts)
 
 
-def _produce(producer: object, topic: str, key: bytes | None, value: bytes | None, ts: int) -> None:
-    from confluent_kafka import Producer
-
-    assert isinstance(producer, Producer)
+def _produce(
+    producer: Producer, topic: str, key: bytes | None, value: bytes | None, ts: int
+) -> None:
     while True:
         try:
-            producer.produce(topic, value=value, key=key, timestamp=ts)
+            producer.produce(topic, value, key, timestamp=ts)
             return
         except BufferError:
             producer.poll(0.1)

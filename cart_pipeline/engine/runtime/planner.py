@@ -238,6 +238,17 @@ def _compile_where(expr: ast.Expression, scope: Scope) -> Evaluator:
     return compiled.fn
 
 
+def _first_aggregate(expr: ast.Expression) -> str | None:
+    if isinstance(expr, ast.FunctionCall):
+        if aggregates.is_aggregate(expr.name):
+            return expr.name
+        for a in expr.args:
+            found = _first_aggregate(a)
+            if found:
+                return found
+    return None
+
+
 def _getter(i: int) -> Evaluator:
     return lambda row: row[i]
 
@@ -254,7 +265,7 @@ def plan_aggregate(
     group_exprs = list(query.group_by or ())
     for g in group_exprs:
         if contains_aggregate(g, aggregates.is_aggregate):
-            name = g.name if isinstance(g, ast.FunctionCall) else format_expression(g)
+            name = _first_aggregate(g) or format_expression(g)
             raise KsqlStatementError(
                 f"GROUP BY does not support aggregate functions: {name} is an aggregate function."
             )
@@ -292,6 +303,10 @@ def plan_aggregate(
             continue
         s = strip_qualifier(expr)
         if s not in stripped:
+            if not isinstance(expr, ast.ColumnRef):
+                raise unsupported(
+                    f"non-aggregate expression in an aggregation: {format_expression(expr)}"
+                )
             not_grouped.append(format_expression(s))
             continue
         idx = stripped.index(s)
@@ -412,6 +427,7 @@ def plan_projection(catalog: Catalog, query: ast.Query, sink_name: str) -> Proje
         values.append((name, compile_expression(expr, scope, "SELECT")))
     missing = [c.name for c in source.key_columns if c.name not in keys]
     if missing:
+        missing = [c.name for c in source.key_columns]  # ksqlDB names every key column
         word = "column" if len(missing) == 1 else "columns"
         raise KsqlStatementError(
             f"The query used to build `{sink_name}` must include the key {word} "

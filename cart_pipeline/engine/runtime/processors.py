@@ -13,13 +13,16 @@ from typing import Protocol
 from cart_pipeline.engine.runtime.planner import AggregatePlan, ProjectionPlan
 from cart_pipeline.engine.runtime.processing_log import ProcessingLog
 from cart_pipeline.engine.runtime.serde import KeySerde
-from cart_pipeline.engine.runtime.state import MemoryStore, StoredRow
+from cart_pipeline.engine.runtime.state import MemoryStore, StoredRow, compact
+from cart_pipeline.engine.runtime.stream_planner import StreamPlan
 
 Change = tuple[bytes, StoredRow | None]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InputRecord:
+    """One deserialized input record (not frozen: built once per record on the hot path)."""
+
     key: list[object]
     value: list[object] | None  # None: a tombstone
     timestamp: int
@@ -46,6 +49,12 @@ class AggregateProcessor:
         self.plan = plan
         self.sink_key = sink_key
         self.plog = plog
+        # Serialized key per group: serializing costs several times a dict lookup, and a
+        # table holds few keys for many records. Only for all-STRING keys, where equal
+        # tuples always serialize alike (1 == 1.0 == True would not); grows with keys.
+        key_types = [c.type.base for c in plan.sink_columns if c.key]
+        string_keys = bool(key_types) and all(t == "STRING" for t in key_types)
+        self._keys: dict[tuple[object, ...], bytes] | None = {} if string_keys else None
 
     def process(self, record: InputRecord, store: MemoryStore) -> list[Change]:
         if record.value is None:
@@ -55,25 +64,35 @@ class AggregateProcessor:
         if plan.where is not None and plan.where(row) is not True:
             return []
         group = [f(row) for f in plan.group_by]
-        for i, value in enumerate(group):
-            if value is None:
-                self.plog.record_processing_error(
-                    self.query_id,
-                    "Aggregate.GroupBy",
-                    f"Group-by column with index {i} resolved to null. "
-                    "The source row will be excluded from the table.",
-                    row[: len(record.key) + len(record.value)],
-                )
-                return []
-        key = self.sink_key.serialize(group) or b""
+        if None in group:
+            i = next(i for i, value in enumerate(group) if value is None)
+            self.plog.record_processing_error(
+                self.query_id,
+                "Aggregate.GroupBy",
+                f"Group-by column with index {i} resolved to null. "
+                "The source row will be excluded from the table.",
+                row[: len(record.key) + len(record.value)],
+            )
+            return []
+        group_key = tuple(group)
+        keys = self._keys
+        key = None if keys is None else keys.get(group_key)
+        if key is None:
+            key = self.sink_key.serialize(group) or b""
+            if keys is not None:
+                key = compact(key)  # held for the table's life: no slack
+                keys[group_key] = key
         prev = store.get(key)
-        states = list(prev.states) if prev else [c.aggregate.initial() for c in plan.calls]
-        for j, call in enumerate(plan.calls):
+        calls = plan.calls
+        states = list(prev.states) if prev else [c.aggregate.initial() for c in calls]
+        for j, call in enumerate(calls):
             arg = call.argument(row) if call.argument is not None else 1
             states[j] = call.aggregate.add(states[j], arg)
-        out = tuple(plan.calls[j].aggregate.result(states[j]) for _, j in plan.value_layout)
-        rowtime = max(record.timestamp, prev.rowtime) if prev else record.timestamp
-        return [(key, StoredRow(tuple(group), out, rowtime, tuple(states)))]
+        out = tuple([calls[j].aggregate.result(states[j]) for _, j in plan.value_layout])
+        rowtime = record.timestamp
+        if prev is not None and prev.rowtime > rowtime:
+            rowtime = prev.rowtime
+        return [(key, StoredRow(group_key, out, rowtime, tuple(states)))]
 
 
 class ProjectionProcessor:
@@ -96,3 +115,34 @@ class ProjectionProcessor:
             return [(key, None)] if store.get(key) is not None else []
         values = tuple(f(row) for f in plan.values)
         return [(key, StoredRow(key_values, values, record.timestamp))]
+
+
+StreamOutput = tuple[bytes | None, tuple[object, ...] | None, int]
+
+
+class StreamProcessor:
+    """Stream -> stream projection/filter/re-key (CREATE STREAM AS SELECT): no state."""
+
+    def __init__(self, plan: StreamPlan, sink_key: KeySerde) -> None:
+        self.plan = plan
+        self.sink_key = sink_key
+
+    def process(self, record: InputRecord, store: MemoryStore) -> list[Change]:
+        return []  # stateless: see stream_records
+
+    def stream_records(self, record: InputRecord) -> list[StreamOutput]:
+        plan = self.plan
+        n_values = len(plan.source.value_columns)
+        if record.value is None:
+            if plan.where is not None:
+                return []  # a null value never passes a filter
+            if plan.rekeyed:  # PARTITION BY over a null value: null key
+                return [(None, None, record.timestamp)]
+            row = [*record.key, *([None] * n_values), record.timestamp, record.partition, 0]
+            key = self.sink_key.serialize([f(row) for f in plan.keys])
+            return [(key, None, record.timestamp)]
+        row = record.row()
+        if plan.where is not None and plan.where(row) is not True:
+            return []
+        key = self.sink_key.serialize([f(row) for f in plan.keys])
+        return [(key, tuple(f(row) for f in plan.values), record.timestamp)]

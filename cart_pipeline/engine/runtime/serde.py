@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import orjson
 
 from cart_pipeline.engine.catalog.model import Column
 from cart_pipeline.engine.errors import KsqlStatementError
+from cart_pipeline.engine.runtime import delimited
 from cart_pipeline.engine.types import CoercionError, coerce_json
 
 
@@ -52,13 +53,16 @@ class JsonKeySerde:
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
+        self._names = tuple(c.name for c in self.columns)  # built once, not per record
 
     def serialize(self, values: Sequence[object]) -> bytes | None:
         if not self.columns:
             return None
         if len(self.columns) == 1:
             return None if values[0] is None else _dumps(values[0])
-        return _dumps({c.name: v for c, v in zip(self.columns, values, strict=True)})
+        if values[0] is None and all(v is None for v in values):
+            return None  # a null key, not a struct of nulls
+        return _dumps(dict(zip(self._names, values, strict=True)))
 
     def deserialize(self, data: bytes | None) -> list[object]:
         if not self.columns:
@@ -76,11 +80,13 @@ class JsonValueSerde:
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
+        self._names = tuple(c.name for c in self.columns)
+        self._reader = _FieldReader(self.columns)
 
     def serialize(self, values: Sequence[object] | None) -> bytes | None:
         if values is None:
             return None
-        return _dumps({c.name: v for c, v in zip(self.columns, values, strict=True)})
+        return _dumps(dict(zip(self._names, values, strict=True)))
 
     def deserialize(self, data: bytes | None) -> list[object] | None:
         if data is None:
@@ -88,7 +94,71 @@ class JsonValueSerde:
         decoded = _loads(data)
         if decoded is None:
             return None
-        return _struct_fields(decoded, self.columns)
+        return self._reader.read(decoded)
+
+
+#: Python types a decoded JSON value may already have for a column type, so that
+#: coerce_json would return it unchanged, with the range that holds for integers.
+_AS_IS: dict[str, tuple[type, tuple[int, int] | None]] = {
+    "STRING": (str, None),
+    "INTEGER": (int, (-(1 << 31), (1 << 31) - 1)),
+    "BIGINT": (int, (-(1 << 63), (1 << 63) - 1)),
+    "DOUBLE": (float, None),
+    "BOOLEAN": (bool, None),
+}
+
+
+class _FieldReader:
+    """`_struct_fields` for the per-record path: same results, name resolution cached.
+
+    Producers write the same field names in the same order record after record, so the
+    exact-then-case-insensitive lookup of each column is resolved once per layout (the
+    tuple of the object's keys) rather than per record. Values that already have their
+    column's Python type (a str for STRING, an in-range int for INTEGER...) skip
+    coerce_json, which would return them unchanged.
+    """
+
+    MAX_LAYOUTS = 256
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = tuple(columns)
+        self._as_is = tuple(_AS_IS.get(c.type.base) for c in self.columns)
+        self._layouts: dict[tuple[str, ...], tuple[str | None, ...]] = {}
+
+    def read(self, decoded: object) -> list[object]:
+        if type(decoded) is not dict:
+            return _struct_fields(decoded, self.columns)
+        layout = tuple(decoded)
+        names = self._layouts.get(layout)
+        if names is None:
+            names = self._resolve(layout)
+        out: list[object] = []
+        for name, as_is, col in zip(names, self._as_is, self.columns, strict=True):
+            raw = None if name is None else decoded[name]
+            if raw is None:
+                out.append(None)
+            elif (
+                as_is is not None
+                and type(raw) is as_is[0]
+                and (as_is[1] is None or as_is[1][0] <= cast(int, raw) <= as_is[1][1])
+            ):
+                out.append(raw)
+            else:
+                try:
+                    out.append(coerce_json(raw, col.type))
+                except CoercionError as exc:
+                    raise CoercionError(f"{exc}, path: $.{col.name}") from exc
+        return out
+
+    def _resolve(self, layout: tuple[str, ...]) -> tuple[str | None, ...]:
+        """Per column, the field it reads: exact name, else last case-insensitive match."""
+        upper = {k.upper(): k for k in layout}
+        present = set(layout)
+        names = tuple(c.name if c.name in present else upper.get(c.name) for c in self.columns)
+        if len(self._layouts) >= self.MAX_LAYOUTS:
+            self._layouts.clear()  # bounded: a producer with ever-changing fields
+        self._layouts[layout] = names
+        return names
 
 
 def _struct_fields(decoded: object, columns: Sequence[Column]) -> list[object]:
@@ -196,10 +266,12 @@ class KafkaValueSerde(KafkaSerde):
 KEY_SERDES: dict[str, Callable[[Sequence[Column]], KeySerde]] = {
     "JSON": JsonKeySerde,
     "KAFKA": KafkaKeySerde,
+    "DELIMITED": delimited.DelimitedKeySerde,
 }
 VALUE_SERDES: dict[str, Callable[[Sequence[Column]], ValueSerde]] = {
     "JSON": JsonValueSerde,
     "KAFKA": KafkaValueSerde,
+    "DELIMITED": delimited.DelimitedValueSerde,
 }
 KNOWN_FORMATS = frozenset(
     {"JSON", "KAFKA", "AVRO", "PROTOBUF", "JSON_SR", "PROTOBUF_NOSR", "DELIMITED", "NONE"}
@@ -219,6 +291,8 @@ def key_serde(fmt: str, columns: Sequence[Column]) -> KeySerde:
     fmt = check_format(fmt)
     if fmt == "KAFKA":
         _kafka_check(columns, "Key")
+    if fmt == "DELIMITED":
+        delimited.check(columns, "Key")
     return KEY_SERDES[fmt](columns)
 
 
@@ -226,4 +300,6 @@ def value_serde(fmt: str, columns: Sequence[Column]) -> ValueSerde:
     fmt = check_format(fmt)
     if fmt == "KAFKA":
         _kafka_check(columns, "Value")
+    if fmt == "DELIMITED":
+        delimited.check(columns, "Value")
     return VALUE_SERDES[fmt](columns)

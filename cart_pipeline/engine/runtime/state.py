@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class StoredRow:
-    """One materialized row: key and value columns, its ROWTIME, and aggregate states."""
+def compact(data: bytes) -> bytes:
+    """An exact-size copy of `data`, for bytes held as long as the table lives.
+
+    orjson.dumps returns bytes whose allocation is several KiB whatever their length:
+    fine for a record on its way to Kafka, ~4 KiB per key when kept as a store key.
+    """
+    return memoryview(data).tobytes()
+
+
+class StoredRow(NamedTuple):
+    """One materialized row: key and value columns, its ROWTIME, and aggregate states.
+
+    A NamedTuple, not a frozen dataclass: one is built per input record on the hot path
+    (about 3x cheaper to build) and one is held per key (no per-instance __dict__).
+    """
 
     key: tuple[object, ...]
     values: tuple[object, ...]
@@ -35,6 +46,8 @@ class StateStore(Protocol):
     def committed_get(self, key: bytes) -> StoredRow | None: ...
 
     def committed_rows(self) -> Iterator[StoredRow]: ...
+
+    def committed_items(self) -> list[tuple[bytes, StoredRow]]: ...
 
 
 class MemoryStore:
@@ -57,12 +70,15 @@ class MemoryStore:
         return list(self._dirty)
 
     def commit(self) -> None:
+        committed = self._committed
         with self._lock:
             for key, row in self._dirty.items():
                 if row is None:
-                    self._committed.pop(key, None)
+                    committed.pop(key, None)
+                elif key in committed:
+                    committed[key] = row  # the dict keeps its existing key object
                 else:
-                    self._committed[key] = row
+                    committed[compact(key)] = row
         self._dirty.clear()
 
     def rollback(self) -> None:
@@ -76,3 +92,8 @@ class MemoryStore:
         with self._lock:
             rows = list(self._committed.values())
         return iter(rows)
+
+    def committed_items(self) -> list[tuple[bytes, StoredRow]]:
+        """(key bytes, row) pairs of the committed view."""
+        with self._lock:
+            return list(self._committed.items())

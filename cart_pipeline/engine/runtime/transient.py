@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicParti
 from cart_pipeline.engine import kafka
 from cart_pipeline.engine.catalog.model import DataSource
 from cart_pipeline.engine.errors import KsqlStatementError
+from cart_pipeline.engine.runtime.partitioning import scan_order
 from cart_pipeline.engine.runtime.planner import SelectPlan
 from cart_pipeline.engine.runtime.serde import key_serde, value_serde
 from cart_pipeline.engine.runtime.state import StateStore
@@ -63,10 +64,11 @@ def push_query_id(source: DataSource) -> str:
 def table_rows(
     plan: SelectPlan, store: StateStore, key_bytes_order: bool = True
 ) -> Iterator[list[object]]:
-    """Pull query over a materialized table's committed state."""
-    rows = list(store.committed_rows())
+    """Pull query over a materialized table's committed state, in ksqlDB's scan order."""
+    parts = plan.source.partitions
+    items = sorted(store.committed_items(), key=lambda kv: scan_order(kv[0], parts))
     emitted = 0
-    for stored in rows:
+    for _, stored in items:
         if plan.limit is not None and emitted >= plan.limit:
             return
         row = [*stored.key, *stored.values, stored.rowtime, None, None]
