@@ -47,8 +47,8 @@ def unique_name() -> str:
 class EngineProcess:
     """The embedded ksqlDB engine as a real subprocess (restartable, killable for crash tests)."""
 
-    def __init__(self, bootstrap: str, state_dir: Path) -> None:
-        self.bootstrap, self.state_dir = bootstrap, state_dir
+    def __init__(self, bootstrap: str, state_dir: Path, service_id: str | None = None) -> None:
+        self.bootstrap, self.state_dir, self.service_id = bootstrap, state_dir, service_id
         self.port = proc.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.pid: int | None = None
@@ -62,6 +62,8 @@ class EngineProcess:
             "CART_KSQL_PORT": str(self.port),
             "CART_KSQL_STATE_DIR": str(self.state_dir),
         })  # fmt: skip
+        if self.service_id:
+            env["CART_KSQL_SERVICE_ID"] = self.service_id
         self.pid = proc.spawn([sys.executable, "-m", "cart_pipeline.engine"], self.log_path, env)
         deadline = time.monotonic() + timeout_s
         while True:

@@ -6,8 +6,6 @@ own engine subprocess with a private service id, so their command topic is their
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from cart_pipeline.embedded import process as proc
+from tests.conftest import EngineProcess
 
 KSQL_JSON = "application/vnd.ksql.v1+json"
 
@@ -99,50 +97,12 @@ def client(ksqldb_url: str) -> Iterator[KsqlClient]:
     c.close()
 
 
-class PrivateEngine:
-    """An engine subprocess with its own service id; restartable and killable (-9)."""
+class PrivateEngine(EngineProcess):
+    """An engine subprocess with its own service id (so its own command topic and query
+    names); restartable and killable (-9)."""
 
     def __init__(self, bootstrap: str, state_dir: Path) -> None:
-        self.bootstrap = bootstrap
-        self.state_dir = state_dir
-        self.service_id = f"t{uuid.uuid4().hex[:8]}_"
-        self.port = proc.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.pid: int | None = None
-        self.log_path = state_dir / "engine.log"
-
-    def start(self, timeout: float = 90.0) -> PrivateEngine:
-        env = dict(os.environ)
-        env.update(
-            {
-                "CART_KSQL_BOOTSTRAP_SERVERS": self.bootstrap,
-                "CART_KSQL_PORT": str(self.port),
-                "CART_KSQL_SERVICE_ID": self.service_id,
-                "CART_KSQL_STATE_DIR": str(self.state_dir),
-            }
-        )
-        self.pid = proc.spawn([sys.executable, "-m", "cart_pipeline.engine"], self.log_path, env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not proc.is_alive(self.pid):
-                raise RuntimeError(f"engine exited:\n{proc.tail(self.log_path)}")
-            try:
-                if httpx.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"engine not ready:\n{proc.tail(self.log_path)}")
-
-    def stop(self) -> None:
-        if self.pid:
-            proc.stop(self.pid, "cart_pipeline.engine")
-            self.pid = None
-
-    def kill(self) -> None:
-        if self.pid:
-            proc.kill(self.pid)
-            self.pid = None
+        super().__init__(bootstrap, state_dir, service_id=f"t{uuid.uuid4().hex[:8]}_")
 
 
 @pytest.fixture
