@@ -7,6 +7,7 @@ import os
 from rich.console import Console
 from rich.table import Table
 
+from cart_pipeline.cli.progress import job_progress
 from cart_pipeline.embedded import LocalStack, StackConfig
 
 
@@ -33,11 +34,14 @@ def run_demo(
             f"ksqlDB at {services['ksqldb'].address}"
         )
     # Import after the environment is final: resources read it.
+    from cart_pipeline.pipeline import ASSETS
     from cart_pipeline.pipeline.main_job import dagster_instance, run_main_job
 
     instance = dagster_instance(config.home / "dagster")
-    with console.status(f"Materializing every asset through Dagster ({events:,} events)…"):
-        result = run_main_job(instance, events=events, seed=seed, lag_timeout_s=lag_timeout_s)
+    console.print(f"Materializing every asset through Dagster ({events:,} events)…")
+    with job_progress(console, instance, total=len(ASSETS)):
+        result = run_main_job(instance, events=events, seed=seed, lag_timeout_s=lag_timeout_s,
+                              log_level="WARNING")  # fmt: skip
     console.print(f"Dagster run {result.run_id} ({'success' if result.success else 'FAILED'})")
 
     for failure in result.failures:
