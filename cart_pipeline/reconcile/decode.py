@@ -99,6 +99,11 @@ def _to_int(value: Any) -> int | None:
         raise Rejected(BAD_FIELD_TYPE, "QTY: can't convert BooleanNode to INTEGER")
     if isinstance(value, int):
         return wrap_int32(value)
+    exponent = value.as_tuple().exponent if isinstance(value, Decimal) else 0
+    if isinstance(exponent, int) and exponent >= 32:
+        # m x 10^e with e >= 32 is a multiple of 2^32: its low 32 bits are 0. Answer without
+        # building a number with e digits (1e999999999 would take minutes).
+        return 0
     if isinstance(value, float | Decimal):
         try:
             return wrap_int32(int(value))  # int() truncates toward zero, like Java

@@ -71,6 +71,13 @@ def test_rejected_records(raw: bytes, reason: str) -> None:
     assert info.value.reason == reason
 
 
+def test_astronomical_exponents_answer_at_once() -> None:
+    # 10^999999999 is a multiple of 2^32, so Java's intValue() is 0; never expand the digits.
+    row = decode_value(b'{"customer":"c","item":"i","qty":1e999999999}')
+    assert row == CartRow("c", "i", 0)
+    assert decode_value(b'{"customer":"c","item":"i","qty":1e-999999999}') == CartRow("c", "i", 0)
+
+
 def test_tombstone_is_no_row() -> None:
     assert decode_value(None) is None
 
