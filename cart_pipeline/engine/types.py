@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import orjson
 
@@ -105,6 +106,16 @@ def _integral(value: object, bits: int, type_name: str) -> int:
         if math.isinf(value):
             return (1 << (bits - 1)) - 1 if value > 0 else -(1 << (bits - 1))
         return _wrap(int(value), bits)
+    if isinstance(value, Decimal):  # Jackson's DecimalNode (exact): low bits of the integer part
+        if not value.is_finite():
+            raise CoercionError(
+                f"Can't convert type. sourceType: DecimalNode, requiredType: {type_name}"
+            )
+        if value.as_tuple().exponent >= 64:  # type: ignore[operator]
+            # A multiple of 10**64, hence of 2**64: the low bits are 0 (Java's shortcut too),
+            # and 1e999999999 is never expanded to a billion-digit integer.
+            return 0
+        return _wrap(int(value), bits)
     if isinstance(value, str):
         if not _JAVA_INT.fullmatch(value):
             raise CoercionError(f"Can't coerce string to type. targetType: {type_name}")
@@ -155,7 +166,7 @@ def coerce_json(value: object, sql_type: SqlType) -> object:
     if base == "DOUBLE":
         if isinstance(value, bool):
             raise CoercionError("Can't convert type. sourceType: BooleanNode, requiredType: DOUBLE")
-        if isinstance(value, int | float):
+        if isinstance(value, int | float | Decimal):
             return float(value)
         if isinstance(value, str):
             try:

@@ -6,8 +6,10 @@ ksqlDB's serde for that format does. Adding a format = one class + one registry 
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Protocol, cast
 
 import orjson
@@ -45,7 +47,36 @@ def _loads(data: bytes) -> object:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        # orjson is stricter than Jackson's readTree (trailing content, 1e400): retry exactly.
+        try:
+            return _loads_exact(data)
+        except CoercionError:
+            raise CoercionError(f"Failed to deserialize JSON: {exc}") from exc
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_EXACT = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def _loads_exact(data: bytes) -> object:
+    """ksqlDB's mapper: Jackson ``readTree`` with USE_BIG_DECIMAL_FOR_FLOATS. Numbers stay
+    exact (floats as Decimal, big integers as int) and content after the first JSON value
+    is ignored (FAIL_ON_TRAILING_TOKENS is off). The slow path, for records orjson refuses
+    or reads inexactly (integers beyond 64 bits come back from orjson as doubles)."""
+    try:
+        text = data.decode("utf-8").lstrip(" \t\r\n\ufeff")
+        if not text:
+            raise ValueError("No content to map due to end-of-input")
+        return _EXACT.raw_decode(text)[0]
+    except (UnicodeDecodeError, ValueError) as exc:
         raise CoercionError(f"Failed to deserialize JSON: {exc}") from exc
+
+
+class _Inexact(Exception):
+    """orjson read a number as a double where ksqlDB's exact BigDecimal would differ."""
 
 
 class JsonKeySerde:
@@ -94,7 +125,10 @@ class JsonValueSerde:
         decoded = _loads(data)
         if decoded is None:
             return None
-        return self._reader.read(decoded)
+        try:
+            return self._reader.read(decoded)
+        except _Inexact:
+            return self._reader.read(_loads_exact(data), exact=True)
 
 
 #: Python types a decoded JSON value may already have for a column type, so that
@@ -106,6 +140,11 @@ _AS_IS: dict[str, tuple[type, tuple[int, int] | None]] = {
     "DOUBLE": (float, None),
     "BOOLEAN": (bool, None),
 }
+
+
+#: Column types whose value from a JSON double depends on the number's exact digits
+#: (Java's intValue/longValue of a BigDecimal, BigDecimal.toString for text).
+_EXACT_NUMBERS = frozenset({"INTEGER", "BIGINT", "STRING"})
 
 
 class _FieldReader:
@@ -125,7 +164,7 @@ class _FieldReader:
         self._as_is = tuple(_AS_IS.get(c.type.base) for c in self.columns)
         self._layouts: dict[tuple[str, ...], tuple[str | None, ...]] = {}
 
-    def read(self, decoded: object) -> list[object]:
+    def read(self, decoded: object, exact: bool = False) -> list[object]:
         if type(decoded) is not dict:
             return _struct_fields(decoded, self.columns)
         layout = tuple(decoded)
@@ -144,6 +183,8 @@ class _FieldReader:
             ):
                 out.append(raw)
             else:
+                if not exact and type(raw) is float and col.type.base in _EXACT_NUMBERS:
+                    raise _Inexact
                 try:
                     out.append(coerce_json(raw, col.type))
                 except CoercionError as exc:

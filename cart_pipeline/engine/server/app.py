@@ -36,14 +36,43 @@ from cart_pipeline.engine.server.json import (
 
 LOG = logging.getLogger(__name__)
 ALWAYS_AVAILABLE = frozenset({"/healthcheck", "/chc/ready", "/chc/live", "/info"})
+#: Largest request body read; bigger ones get 413 (status = error_code // 100).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+#: An oversized body is read and discarded up to this much, so the client gets to read the
+#: 413 instead of a reset connection; beyond it the connection is dropped.
+MAX_DISCARD_BYTES = 64 * 1024 * 1024
+REQUEST_TOO_LARGE = 41300
 
 
 def _json(obj: object, status: int = 200, media_type: str = JSON_MEDIA_TYPE) -> Response:
     return Response(dumps(obj), status_code=status, media_type=media_type)
 
 
+async def _read_bounded(request: Request) -> bytes:
+    """The body, or KsqlError(413) without buffering more than MAX_BODY_BYTES of it."""
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > MAX_BODY_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            too_large = True
+        if too_large:
+            chunks.clear()
+            if size > MAX_DISCARD_BYTES:
+                break
+        else:
+            chunks.append(chunk)
+    if too_large:
+        raise KsqlError(
+            f"Request body too large: more than {MAX_BODY_BYTES} bytes", REQUEST_TOO_LARGE
+        )
+    return b"".join(chunks)
+
+
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    raw = await _read_bounded(request)
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError as exc:
