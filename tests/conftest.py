@@ -24,7 +24,12 @@ from cart_pipeline.embedded import process as proc
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     data_dir = tmp_path_factory.mktemp("kafka")
     broker = KafkaBroker(
-        KafkaConfig(data_dir=data_dir, port=proc.free_port(), controller_port=proc.free_port())
+        KafkaConfig(
+            data_dir=data_dir,
+            port=proc.free_port(),
+            controller_port=proc.free_port(),
+            tied_to_parent=True,
+        )
     )
     broker.start()
     try:
@@ -64,7 +69,10 @@ class EngineProcess:
         })  # fmt: skip
         if self.service_id:
             env["CART_KSQL_SERVICE_ID"] = self.service_id
-        self.pid = proc.spawn([sys.executable, "-m", "cart_pipeline.engine"], self.log_path, env)
+        self.pid = proc.spawn(
+            [sys.executable, "-m", "cart_pipeline.engine"], self.log_path, env,
+            die_with_parent=True,
+        )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while True:
             if not proc.is_alive(self.pid):

@@ -52,6 +52,8 @@ class KafkaConfig:
     ready_timeout_s: float = 90.0
     stop_grace_s: float = 30.0
     allow_remote: bool = False
+    #: Test sessions: stop the broker when the process that started it dies.
+    tied_to_parent: bool = False
     extra_properties: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -100,7 +102,9 @@ class KafkaBroker:
             f"-Dlog4j2.configurationFile={cfg.data_dir / 'log4j2.xml'}",
             "-cp", classpath, "kafka.Kafka", str(props),
         ]  # fmt: skip
-        self.pid = process.spawn(cmd, cfg.log_path, env=_jvm_env())
+        self.pid = process.spawn(
+            cmd, cfg.log_path, env=_jvm_env(), die_with_parent=cfg.tied_to_parent
+        )
         self.wait_ready()
         return self
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,8 +21,22 @@ import psutil
 START_HEADER = "=== cart_pipeline: process started"
 
 
-def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
-    """Start ``cmd`` in its own session (it outlives the CLI) with output appended to a log."""
+def spawn(
+    cmd: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    *,
+    die_with_parent: bool = False,
+) -> int:
+    """Start ``cmd`` in its own session (it outlives the CLI) with output appended to a log.
+
+    ``die_with_parent`` (test sessions): the child gets SIGTERM when the process that spawned
+    it dies, even by SIGKILL, so a killed test run leaves no broker behind. Linux's
+    PR_SET_PDEATHSIG through util-linux's ``setpriv``, which execs the command in place (same
+    pid); where setpriv is missing the child simply outlives its parent, as ``up`` wants.
+    """
+    if die_with_parent and shutil.which("setpriv"):
+        cmd = ["setpriv", "--pdeathsig", "TERM", "--", *cmd]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         # Logs are appended across starts; tail() shows only what follows the last header.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -109,3 +112,33 @@ def test_jvm_that_exits_at_start_reports_its_log(tmp_path: Path) -> None:
     assert "exited during start-up" in str(info.value)
     assert "heap" in info.value.log_tail.lower()
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_broker_tied_to_a_killed_parent_stops(tmp_path: Path) -> None:
+    """A test run killed with -9 must not leave its broker behind."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cart_pipeline.embedded import KafkaBroker, KafkaConfig\n"
+        "b = KafkaBroker(KafkaConfig(Path(sys.argv[1]), port=int(sys.argv[2]),\n"
+        "    controller_port=int(sys.argv[3]), tied_to_parent=True)).start()\n"
+        "print(b.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path), str(proc.free_port()),
+         str(proc.free_port())],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert parent.stdout is not None
+        broker_pid = int(parent.stdout.readline())
+        assert proc.is_alive(broker_pid)
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while proc.is_alive(broker_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not proc.is_alive(broker_pid), "the broker outlived the process that started it"
