@@ -6,7 +6,7 @@ Two plans exist: `SelectPlan` (projection + filter, for pull and push queries) a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cart_pipeline.engine.catalog.model import Catalog, Column, DataSource
@@ -384,6 +384,21 @@ def _and_list(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def check_projection(
+    source: DataSource, keys: Mapping[str, object], has_values: bool, sink_name: str
+) -> None:
+    """ksqlDB's rules for a projection over a keyed source: every key column, some value."""
+    if any(c.name not in keys for c in source.key_columns):
+        missing = [c.name for c in source.key_columns]  # ksqlDB names every key column
+        word = "column" if len(missing) == 1 else "columns"
+        raise KsqlStatementError(
+            f"The query used to build `{sink_name}` must include the key {word} "
+            f"{_and_list(missing)} in its projection (eg, SELECT {', '.join(missing)}...)."
+        )
+    if not has_values:
+        raise KsqlStatementError("The projection contains no value columns.")
+
+
 def plan_projection(catalog: Catalog, query: ast.Query, sink_name: str) -> ProjectionPlan:
     """Plan `CREATE TABLE x AS SELECT ... FROM table [WHERE ...]` (no GROUP BY)."""
     _refuse_common(query)
@@ -425,16 +440,7 @@ def plan_projection(catalog: Catalog, query: ast.Query, sink_name: str) -> Proje
             keys[ref.name] = (name, scope.columns[ref.name][0])
             continue
         values.append((name, compile_expression(expr, scope, "SELECT")))
-    missing = [c.name for c in source.key_columns if c.name not in keys]
-    if missing:
-        missing = [c.name for c in source.key_columns]  # ksqlDB names every key column
-        word = "column" if len(missing) == 1 else "columns"
-        raise KsqlStatementError(
-            f"The query used to build `{sink_name}` must include the key {word} "
-            f"{_and_list(missing)} in its projection (eg, SELECT {', '.join(missing)}...)."
-        )
-    if not values:
-        raise KsqlStatementError("The projection contains no value columns.")
+    check_projection(source, keys, bool(values), sink_name)
     ordered = [keys[c.name] for c in source.key_columns]
     key_cols = tuple(Column(sink, source.columns[i].type, key=True) for sink, i in ordered)
     sink_columns = key_cols + tuple(Column(n, c.type) for n, c in values)

@@ -20,10 +20,10 @@ from cart_pipeline.engine.runtime.expressions import (
     strip_qualifier,
 )
 from cart_pipeline.engine.runtime.planner import (
-    _and_list,
     _compile_where,
     _getter,
     _next_alias,
+    check_projection,
     resolve_source,
     source_scope,
 )
@@ -91,16 +91,7 @@ def plan_stream(catalog: Catalog, query: ast.Query, sink_name: str) -> StreamPla
             continue
         compiled = compile_expression(expr, scope, "SELECT")
         values.append((name, compiled.fn, compiled.type))
-    missing = [c.name for c in source.key_columns if c.name not in keys]
-    if missing:
-        missing = [c.name for c in source.key_columns]  # ksqlDB names every key column
-        word = "column" if len(missing) == 1 else "columns"
-        raise KsqlStatementError(
-            f"The query used to build `{sink_name}` must include the key {word} "
-            f"{_and_list(missing)} in its projection (eg, SELECT {', '.join(missing)}...)."
-        )
-    if not values:
-        raise KsqlStatementError("The projection contains no value columns.")
+    check_projection(source, keys, bool(values), sink_name)
     ordered = [keys[c.name] for c in source.key_columns]
     key_cols = tuple(Column(n, source.columns[i].type, key=True) for n, i in ordered)
     sink = key_cols + tuple(Column(n, t, key=False) for n, _, t in values)  # type: ignore[arg-type]
