@@ -11,20 +11,22 @@ from pathlib import Path
 import pytest
 
 from cart_pipeline.engine.conformance import Outcome, Runner, conformance_dir, load_cases, report
+from cart_pipeline.engine.conformance.runner import UNCHECKED_ERROR
 
 ROOT = conformance_dir()
 FILES = sorted(f"{p.parent.name}/{p.stem}" for p in ROOT.glob("*/*.json")) if ROOT.is_dir() else []
 
 pytestmark = pytest.mark.skipif(not ROOT.is_dir(), reason=f"no conformance cases at {ROOT}")
 
-#: Cases where the engine knowingly answers differently, each with the reason. Kept short and
-#: explicit: a listed case that starts passing fails the test, so the list cannot go stale.
-KNOWN_DIVERGENCES = {
+#: Cases that pass only because ksqlDB's own harness does not check their expectedError (the
+#: statements succeed and no query follows), each with why the engine is right to succeed. Any
+#: other case passing that way fails the test, so success where ksqlDB errors cannot hide there.
+UNCHECKED_EXPECTED_ERRORS = {
     (
         "rqtt/insert-values",
         "should fail on mismatch between key and key field values when stream has key",
-    ): "expects the legacy key-field check (WITH (KEY='ID'), removed in ksqlDB 0.10); the "
-    "engine inserts the row as current ksqlDB does for a stream without a key field",
+    ): "expects the legacy key-field check (WITH (KEY='ID'), removed in ksqlDB 0.10); current "
+    "ksqlDB inserts the row for a stream without a key field, as the engine does",
 }
 
 
@@ -41,17 +43,15 @@ def outcomes(kafka_bootstrap: str, ksqldb_url: str) -> list[Outcome]:
 
 @pytest.mark.parametrize("file", FILES or ["(none)"])
 def test_conformance_file(outcomes: list[Outcome], file: str) -> None:
-    failed = [
-        o for o in outcomes
-        if o.file == file and o.status == "failed" and (o.file, o.name) not in KNOWN_DIVERGENCES
-    ]  # fmt: skip
+    failed = [o for o in outcomes if o.file == file and o.status == "failed"]
     assert not failed, "\n".join(f"{o.name}: {o.detail}" for o in failed)
-    for (known_file, name), reason in KNOWN_DIVERGENCES.items():
-        if known_file == file:
-            outcome = next((o for o in outcomes if o.file == file and o.name == name), None)
-            assert outcome is None or outcome.status == "failed", (
-                f"{name!r} now passes: remove it from KNOWN_DIVERGENCES ({reason})"
-            )
+    unchecked = {
+        (o.file, o.name)
+        for o in outcomes
+        if o.file == file and o.status == "passed" and o.detail == UNCHECKED_ERROR
+    }
+    unexpected = unchecked - set(UNCHECKED_EXPECTED_ERRORS)
+    assert not unexpected, f"succeeded where ksqlDB's case expects an error: {sorted(unexpected)}"
 
 
 def test_conformance_cases_found(outcomes: list[Outcome]) -> None:

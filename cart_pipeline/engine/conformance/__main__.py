@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 runner.close()
     for o in outcomes:
-        if o.status != "passed":
-            colour = "red" if o.status == "failed" else "yellow"
+        if o.status != "passed" or o.detail:  # a passed case's detail says why it passed
+            colour = {"failed": "red", "unsupported": "yellow"}.get(o.status, "cyan")
             console.print(f"[{colour}]{o.status.upper()}[/{colour}] {o.file} :: {o.name}")
             console.print(f"    {o.detail}", markup=False, highlight=False)
     console.print(report.table(outcomes))

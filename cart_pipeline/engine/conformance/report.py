@@ -44,6 +44,8 @@ def render(outcomes: list[Outcome], console: Console | None = None, failures: bo
                 console.print(
                     f"[red]FAILED[/red] {o.file} :: {o.name}\n    {o.detail}", markup=True
                 )
+            elif o.status == "passed" and o.detail:
+                console.print(f"note {o.file} :: {o.name}\n    {o.detail}", markup=False)
     console.print(table(outcomes))
     return console.export_text() if console.record else ""
 
