@@ -2,6 +2,7 @@
 
 from cart_pipeline.kafka_io.errors import (
     DeliveryFailed,
+    KafkaAuthenticationFailed,
     KafkaIOError,
     KafkaUnavailable,
     TopicMismatch,
@@ -12,6 +13,7 @@ from cart_pipeline.kafka_io.topics import TopicInfo, Topics
 
 __all__ = [
     "DeliveryFailed",
+    "KafkaAuthenticationFailed",
     "KafkaIOError",
     "KafkaSettings",
     "KafkaUnavailable",

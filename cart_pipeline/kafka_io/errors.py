@@ -4,6 +4,7 @@
 
     KafkaIOError                 a Kafka operation failed (carries topic / partition / offset)
      ├── KafkaUnavailable        no broker answered within the bound (address, security settings?)
+     │    └── KafkaAuthenticationFailed   the broker refused the SASL credentials
      ├── TopicNotFound           the topic does not exist
      ├── TopicMismatch           the topic exists but differs from what was asked (never changed)
      └── DeliveryFailed          the broker refused or lost a produced batch / transaction
@@ -31,6 +32,10 @@ class KafkaIOError(Exception):
 
 
 class KafkaUnavailable(KafkaIOError):
+    pass
+
+
+class KafkaAuthenticationFailed(KafkaUnavailable):
     pass
 
 

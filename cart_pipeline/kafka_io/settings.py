@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cart_pipeline.kafka_io.diagnostics import LIBRDKAFKA_LOG, ClientErrors
+
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
@@ -57,7 +59,12 @@ class KafkaSettings:
         )
 
     def client_config(self, **overrides: Any) -> dict[str, Any]:
-        """Base configuration for any confluent-kafka client (includes secrets: never log it)."""
+        """Base configuration for any confluent-kafka client (includes secrets: never log it).
+
+        Each call brings a fresh :class:`ClientErrors` as ``error_cb`` (``ClientErrors.of``
+        finds it) so a failed call can name its cause, and librdkafka's log goes to Python
+        logging instead of stderr.
+        """
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
@@ -65,6 +72,8 @@ class KafkaSettings:
             # Fail a blocking call instead of retrying forever against a dead address.
             "socket.connection.setup.timeout.ms": int(min(self.timeout_s, 30) * 1000),
             "log_level": 3,
+            "error_cb": ClientErrors(self.bootstrap_servers, self.sasl_password),
+            "logger": LIBRDKAFKA_LOG,
         }
         if self.security_protocol.upper().startswith("SASL"):
             config.update({

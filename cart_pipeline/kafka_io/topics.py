@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
+from cart_pipeline.kafka_io.diagnostics import ClientErrors
 from cart_pipeline.kafka_io.errors import KafkaUnavailable, TopicMismatch, TopicNotFound
 from cart_pipeline.kafka_io.settings import KafkaSettings
 
@@ -23,7 +24,9 @@ class TopicInfo:
 class Topics:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
-        self._admin = AdminClient(settings.client_config())
+        config = settings.client_config()
+        self._errors = ClientErrors.of(config)
+        self._admin = AdminClient(config)
 
     def describe(self, topic: str) -> TopicInfo | None:
         """The topic's layout, or None when it does not exist.
@@ -33,10 +36,7 @@ class Topics:
         """
         deadline = time.monotonic() + self.settings.timeout_s
         while True:
-            try:
-                metadata = self._admin.list_topics(topic=topic, timeout=self.settings.timeout_s)
-            except KafkaException as exc:
-                raise self._unavailable(exc) from None
+            metadata = self._metadata(topic)
             found = metadata.topics.get(topic)
             if found is None or (
                 found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
@@ -110,11 +110,35 @@ class Topics:
             if "UNKNOWN_TOPIC" not in str(exc):
                 raise self._unavailable(exc, topic) from None
 
+    def _metadata(self, topic: str) -> ClusterMetadata:
+        """Metadata of ``topic``, bounded by the Kafka timeout. The wait is sliced (1 s, 2 s,
+        4 s, ... — growing, so a slow broker still gets its time) so that a rejected login or
+        TLS handshake, which reaches ``error_cb`` at once while the call would only time out,
+        fails within about a second."""
+        deadline = time.monotonic() + self.settings.timeout_s
+        step = 1.0
+        while True:
+            remaining = deadline - time.monotonic()
+            wait = max(0.1, min(step, remaining))
+            try:
+                return self._admin.list_topics(topic=topic, timeout=wait)
+            except KafkaException as exc:
+                self._admin.poll(0)  # serves error_cb
+                if wait >= remaining or self._errors.definitive:
+                    raise self._unavailable(exc) from None
+            step *= 2
+
     def _unavailable(self, exc: Exception, topic: str | None = None) -> KafkaUnavailable:
+        self._admin.poll(0)  # serves error_cb: librdkafka's reason for the failure
+        known = self._errors.failure(topic=topic)
+        if known is not None:
+            return known
         where = ", ".join(f"{k}={v}" for k, v in self.settings.describe().items())
+        cause = self._errors.cause()
         return KafkaUnavailable(
-            f"Kafka did not answer within {self.settings.timeout_s:.0f}s ({where}): {exc}. "
-            "Check CART_KAFKA_BOOTSTRAP_SERVERS and the security settings, or start the "
+            f"Kafka did not answer within {self.settings.timeout_s:.0f}s ({where}): {exc}"
+            + (f"; last error: {cause}" if cause else "")
+            + ". Check CART_KAFKA_BOOTSTRAP_SERVERS and the security settings, or start the "
             "embedded stack with `cart-pipeline up`.",
             topic=topic,
         )

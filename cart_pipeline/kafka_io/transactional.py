@@ -14,6 +14,7 @@ predecessor's open transaction, so the retry never adds to half a load.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from cart_pipeline.kafka_io.diagnostics import ClientErrors
 from cart_pipeline.kafka_io.errors import (
     DeliveryFailed,
     KafkaIOError,
@@ -199,11 +201,16 @@ class TransactionalProducer:
         self._open = True
 
     def close(self) -> None:
-        """Release librdkafka's resources; pending (aborted) records are purged, not sent."""
-        if self._producer is not None:
-            self._producer.purge()
-            self._producer.flush(0)
-            self._producer = None
+        """Release librdkafka's resources; pending (aborted) records are purged, not sent.
+
+        A fenced (fatal) producer raises its error again from ``flush``: swallowed here, as
+        close runs while another error (the one that explains the failure) is propagating.
+        """
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaException):
+                producer.purge()
+                producer.flush(0)
 
     # -- producing ---------------------------------------------------------------------------
     def produce(self, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
@@ -257,8 +264,11 @@ class TransactionalProducer:
         remaining = producer.flush(flush_s)
         self.check()
         if remaining:
+            cause = ClientErrors.of(self.config).cause()
             raise DeliveryFailed(
-                f"{remaining} record(s) still undelivered after {flush_s:.0f}s", topic=self.topic
+                f"{remaining} record(s) still undelivered after {flush_s:.0f}s"
+                + (f"; last error: {cause}" if cause else ""),
+                topic=self.topic,
             )
 
     def commit(self) -> dict[int, OffsetRange]:
@@ -322,10 +332,23 @@ class TransactionalProducer:
             f"({err.name()}){hint}"
         )
         if unavailable and err.code() in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT):
-            return KafkaUnavailable(message, topic=self.topic)
+            # librdkafka's error_cb knows why (refused credentials, TLS, connection refused).
+            errors = ClientErrors.of(self.config)
+            known = errors.failure(topic=self.topic)
+            if known is not None:
+                return known
+            cause = errors.cause()
+            return KafkaUnavailable(
+                message + (f"; last error: {cause}" if cause else ""), topic=self.topic
+            )
         return DeliveryFailed(message, topic=self.topic)
 
 
 def _describe(exc: BaseException) -> str:
+    # confluent-kafka raises a fatal error (e.g. fenced) inside flush/poll, then runs the next
+    # delivery callback with it still set: Python reports "SystemError: <function ...> returned
+    # a result with an exception set", caused by the real KafkaException. Name the real one.
+    if isinstance(exc, SystemError) and isinstance(exc.__cause__, KafkaException):
+        exc = exc.__cause__
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,6 +17,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cart_pipeline.kafka_io import KafkaSettings, KafkaUnavailable
+from cart_pipeline.kafka_io.diagnostics import ClientErrors
 from cart_pipeline.reconcile.decode import Rejected, decode_value, wrap_int32
 
 CartKey = tuple[str, str]
@@ -80,12 +81,12 @@ def recompute_partition(
     if end <= start:
         return result
     idle_limit = settings.timeout_s if idle_timeout_s is None else idle_timeout_s
-    consumer = Consumer(
-        settings.consumer_config(
-            "cart_pipeline-recompute",
-            **{"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760},
-        )
+    config = settings.consumer_config(
+        "cart_pipeline-recompute",
+        **{"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760},
     )
+    errors = ClientErrors.of(config)  # consume() serves it: why no record arrives, if known
+    consumer = Consumer(config)
     acc = result.totals
     rejected = result.rejected
     records = tombstones = null_keys = 0
@@ -145,8 +146,13 @@ def recompute_partition(
                 position, consumer.position([TopicPartition(topic, partition)])[0].offset
             )
             if not batch and time.monotonic() - last_progress > idle_limit:
+                known = errors.failure(topic=topic, partition=partition)
+                if known is not None:
+                    raise known
+                cause = errors.cause()
                 raise KafkaUnavailable(
-                    f"no records for {idle_limit:.0f}s while reading up to offset {end}",
+                    f"no records for {idle_limit:.0f}s while reading up to offset {end}"
+                    + (f"; last error: {cause}" if cause else ""),
                     topic=topic, partition=partition, offset=position,
                 )  # fmt: skip
     except KafkaException as exc:
