@@ -6,6 +6,7 @@ on the same partition; consumers read only committed data.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -55,6 +56,28 @@ def topic_partitions(client: AdminClient, topic: str, timeout: float = 10.0) -> 
     if info is None or info.error is not None or not info.partitions:
         return None
     return len(info.partitions)
+
+
+#: How long a "missing" topic is re-checked before it is reported missing (see below).
+TOPIC_SETTLE_S = 2.5
+
+
+def settled_topic_partitions(
+    client: AdminClient, topic: str, settle_s: float = TOPIC_SETTLE_S
+) -> int | None:
+    """Like :func:`topic_partitions`, but "missing" is re-checked with fresh metadata requests
+    for up to ``settle_s``: a topic created a moment ago (by another client) can be absent
+    from, or leaderless in, the metadata a broker answers until the controller's update
+    reaches it. Only a topic still missing after that is reported as None."""
+    deadline = time.monotonic() + settle_s
+    pause = 0.05
+    while (partitions := topic_partitions(client, topic)) is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.5)
+    return partitions
 
 
 def topic_replicas(client: AdminClient, topic: str, timeout: float = 10.0) -> int:
