@@ -103,6 +103,8 @@ class LocalStack:
             "CART_KSQL_PORT": str(cfg.ksql_port),
             "CART_KSQL_STATE_DIR": str(cfg.home / "ksqldb"),
         })  # fmt: skip
+        if cfg.allow_remote:  # the engine has its own guard: pass the explicit opt-in on
+            env["CART_KSQL_ALLOW_REMOTE"] = "1"
         pid = process.spawn([sys.executable, "-m", ENGINE_MODULE], log_path, env=env)
         deadline = time.monotonic() + cfg.start_timeout_s
         while not _healthy(self.ksql_url):

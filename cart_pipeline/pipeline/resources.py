@@ -5,6 +5,8 @@ defaults target the embedded stack. Secrets are only ever ``dg.EnvVar`` referenc
 values never appear in the UI, run config, metadata or logs.
 """
 
+import contextlib
+import logging
 import os
 from typing import Any
 
@@ -23,7 +25,8 @@ class KafkaResource(dg.ConfigurableResource):
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    #: Secrets are left out of repr/str: a resolved resource (inside a run) holds the value.
+    sasl_password: str | None = Field(default=None, repr=False)
     ssl_ca_location: str | None = None
     timeout_s: float = Field(default=30.0, description="Bound on each blocking Kafka call.")
 
@@ -44,7 +47,7 @@ class KsqlDBResource(dg.ConfigurableResource):
 
     url: str = "http://127.0.0.1:8088"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)
     timeout_s: float = Field(default=30.0, description="Bound on each REST call.")
     verify: bool = True
 
@@ -58,10 +61,30 @@ class KsqlDBResource(dg.ConfigurableResource):
         )
 
 
+class _RedactUrls(logging.Filter):
+    """httpx logs each request's full URL at INFO; for a webhook, the URL is the secret."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "<alert webhook url>")
+            record.msg, record.args = message, ()
+        return True
+
+
+_REDACT_URLS = _RedactUrls()
+logging.getLogger("httpx").addFilter(_REDACT_URLS)
+
+
 class AlertWebhookResource(dg.ConfigurableResource):
     """Where data-quality alerts go: a Slack-compatible incoming webhook (optional)."""
 
-    url: str | None = None
+    url: str | None = Field(default=None, repr=False)  # the URL is the webhook's secret
     timeout_s: float = 10.0
 
     @property
@@ -75,6 +98,9 @@ class AlertWebhookResource(dg.ConfigurableResource):
         payload: dict[str, Any] = {"text": text}
         if blocks:
             payload["blocks"] = blocks
+        _REDACT_URLS.secrets.add(self.url)
+        with contextlib.suppress(httpx.InvalidURL):  # httpx logs the normalized form
+            _REDACT_URLS.secrets.add(str(httpx.URL(self.url)))
         try:
             response = httpx.post(self.url, json=payload, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
