@@ -42,6 +42,9 @@ class Config:
     state_dir: Path | None = None
     allow_remote: bool = False
     log_level: str = "info"
+    #: ksqlDB's `ksql.server.command.response.timeout.ms`: how long a request carrying a
+    #: `commandSequenceNumber` waits for that command before answering 50301.
+    command_response_timeout_ms: int = 5000
 
     def __post_init__(self) -> None:
         if not self.allow_remote and not _is_loopback(self.host):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -67,7 +68,7 @@ def test_malformed_records_are_logged_not_fatal(
         records = [
             r
             for r in _log_records(kafka_bootstrap, "default_ksql_processing_log")
-            if r["LOGGER"].startswith(query_id)
+            if r["LOGGER"].startswith(f"processing.{query_id}.")
         ]
         return records if len(records) >= 3 else None
 
@@ -106,3 +107,43 @@ def test_describe_extended_shows_query_lag(client: KsqlClient, unique_name: str)
     assert summary["groupId"] == f"_confluent-ksql-default_query_{query_id}"
     assert summary["topicSummaries"][0]["kafkaTopic"] == stream
     assert d["extended"] is True and d["partitions"] == 1 and d["replication"] == 1
+
+
+def test_push_query_skips_and_logs_bad_records(
+    client: KsqlClient, unique_name: str, kafka_bootstrap: str
+) -> None:
+    client.ksql(
+        f"CREATE STREAM {unique_name} (item VARCHAR, qty INT) WITH (kafka_topic='{unique_name}', "
+        "value_format='json', partitions=1);"
+    )
+    poison = b"not json at all"
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for value in (b'{"item": "hat", "qty": 1}', poison, b'{"item": "cap", "qty": 2}'):
+        producer.produce(unique_name, value=value)
+    assert producer.flush(30) == 0
+
+    header, rows = client.push(
+        f"SELECT * FROM {unique_name} EMIT CHANGES LIMIT 2;",
+        {"auto.offset.reset": "earliest"},
+        until=lambda rows: len(rows) >= 2,
+    )
+    assert rows == [["hat", 1], ["cap", 2]]
+    query_id = header["queryId"]
+    assert query_id.startswith("transient_")
+
+    def logged() -> list[dict[str, Any]] | None:
+        records = [
+            r
+            for r in _log_records(kafka_bootstrap, "default_ksql_processing_log")
+            if r["LOGGER"] == f"processing.{query_id}.KsqlTopic.Source.deserializer"
+        ]
+        return records or None
+
+    (record,) = wait_for(logged, timeout=20)
+    assert record["LEVEL"] == "ERROR" and record["MESSAGE"]["TYPE"] == 0
+    error = record["MESSAGE"]["DESERIALIZATIONERROR"]
+    assert error["TARGET"] == "value" and error["topic"] == unique_name
+    assert base64.b64decode(error["RECORDB64"]) == poison
+    assert error["ERRORMESSAGE"].startswith(
+        f"Failed to deserialize value from topic: {unique_name}"
+    )

@@ -138,9 +138,13 @@ def test_poison_records_are_skipped_logged_and_reconciled(
     logged = wait_for(deserialization_errors, timeout=30)
     # Exactly one log record per rejected record, all from this query.
     assert len(logged) == truth.rejected_total == expected_rejects
-    assert all(r["LOGGER"].startswith(query_id) for r in logged)
+    assert all(r["LOGGER"].startswith(f"processing.{query_id}.") for r in logged)
     # Null group-by keys are logged as record-processing errors (TYPE 1), one each.
-    mine_log = [r for r in _processing_log(kafka_bootstrap) if r["LOGGER"].startswith(query_id)]
+    mine_log = [
+        r
+        for r in _processing_log(kafka_bootstrap)
+        if r["LOGGER"].startswith(f"processing.{query_id}.")
+    ]
     assert sum(1 for r in mine_log if r["MESSAGE"]["TYPE"] == 1) == truth.null_keys
 
     # Still running and still counting after the poison.

@@ -1,7 +1,8 @@
 """ksqlDB's processing log: records a query could not process, never fatal to the query.
 
 Written (outside query transactions, as ksqlDB does) to `<service id>ksql_processing_log`,
-declared as the `KSQL_PROCESSING_LOG` stream.
+declared as the `KSQL_PROCESSING_LOG` stream. Logger names are ksqlDB's:
+`processing.<query id>.<step>`, for persistent and transient (`transient_...`) queries alike.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cart_pipeline.engine.types import BIGINT, INTEGER, STRING, SqlType
 
 LOG = logging.getLogger(__name__)
 STREAM_NAME = "KSQL_PROCESSING_LOG"
+LOGGER_PREFIX = "processing."  # ksqlDB's ProcessingLoggerFactory prefix
 
 _STR_ARRAY = SqlType("ARRAY", children=(STRING,))
 
@@ -74,7 +76,7 @@ class ProcessingLog:
 
     def _write(self, logger: str, message: dict[str, object]) -> None:
         record = {
-            "LOGGER": logger,
+            "LOGGER": LOGGER_PREFIX + logger,
             "LEVEL": "ERROR",
             "TIME": int(time.time() * 1000),
             "MESSAGE": message,

@@ -1,7 +1,9 @@
 """Transient queries: pull queries (table state or stream scan) and push queries.
 
 A query is prepared (planned and validated) on the request thread, then its rows are
-produced by a blocking iterator the HTTP layer drains from a worker thread.
+produced by a blocking iterator the HTTP layer drains from a worker thread. Records that
+cannot be deserialized are skipped and reported to `on_error` (the processing log), as
+ksqlDB does for transient queries too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
@@ -25,6 +27,8 @@ from cart_pipeline.engine.runtime.state import StateStore
 from cart_pipeline.engine.types import CoercionError
 
 POLL_TIMEOUT = 0.2
+#: (topic, "key" | "value", error, raw bytes): where a record that cannot be read is reported.
+DeserializationLog = Callable[[str, str, str, bytes | None], None]
 
 
 @dataclass
@@ -37,6 +41,7 @@ class TransientQuery:
     rows: Iterator[list[object]]
     closed: threading.Event = field(default_factory=threading.Event)
     limit_reached: bool = False
+    statement_text: str = ""
 
     @property
     def column_names(self) -> list[str]:
@@ -83,11 +88,12 @@ class Tombstone(list[object]):
 
 
 class _Decoder:
-    def __init__(self, source: DataSource) -> None:
+    def __init__(self, source: DataSource, on_error: DeserializationLog | None = None) -> None:
         self.table = source.kind == "TABLE"
         self.n_values = len(source.value_columns)
         self.key = key_serde(source.key_format, source.key_columns)
-        self.value = value_serde(source.value_format, source.value_columns)
+        self.value = value_serde(source.value_format, source.value_columns, source.value_features)
+        self.on_error = on_error
 
     def row(self, msg: object) -> list[object] | None:
         """The source row of a record; a `Tombstone` for a table delete; None to skip."""
@@ -98,8 +104,13 @@ class _Decoder:
             return None  # a table row needs a key: ksqlDB ignores the record
         try:
             key = self.key.deserialize(msg.key())
+        except CoercionError as exc:
+            self._skip(msg.topic() or "", "key", str(exc), msg.key())
+            return None
+        try:
             value = self.value.deserialize(msg.value())
-        except CoercionError:
+        except CoercionError as exc:
+            self._skip(msg.topic() or "", "value", str(exc), msg.value())
             return None
         _, ts = msg.timestamp()
         if value is None:
@@ -107,6 +118,10 @@ class _Decoder:
                 return None
             return Tombstone([*key, *([None] * self.n_values), ts, msg.partition(), msg.offset()])
         return [*key, *value, ts, msg.partition(), msg.offset()]
+
+    def _skip(self, topic: str, target: str, error: str, raw: bytes | None) -> None:
+        if self.on_error is not None:
+            self.on_error(topic, target, error, raw)
 
 
 def _project(plan: SelectPlan, row: list[object] | None) -> list[object] | None:
@@ -119,11 +134,14 @@ def _project(plan: SelectPlan, row: list[object] | None) -> list[object] | None:
 
 
 def stream_scan(
-    bootstrap: str, plan: SelectPlan, closed: threading.Event
+    bootstrap: str,
+    plan: SelectPlan,
+    closed: threading.Event,
+    on_error: DeserializationLog | None = None,
 ) -> Iterator[list[object]]:
     """Pull query over a stream: every committed record up to the end offsets at start."""
     source = plan.source
-    decoder = _Decoder(source)
+    decoder = _Decoder(source, on_error)
     c = kafka.consumer(bootstrap)
     try:
         partitions = kafka.topic_partitions(kafka.admin(bootstrap), source.topic) or 0
@@ -159,11 +177,15 @@ def stream_scan(
 
 
 def push_rows(
-    bootstrap: str, plan: SelectPlan, offset_reset: str, query: TransientQuery
+    bootstrap: str,
+    plan: SelectPlan,
+    offset_reset: str,
+    query: TransientQuery,
+    on_error: DeserializationLog | None = None,
 ) -> Iterator[list[object]]:
     """Push query: rows as they arrive, until LIMIT or close."""
     source = plan.source
-    decoder = _Decoder(source)
+    decoder = _Decoder(source, on_error)
     if plan.limit == 0:
         query.limit_reached = True
         return

@@ -21,6 +21,7 @@ from cart_pipeline.engine.config import KSQL_VERSION, Config
 from cart_pipeline.engine.engine import Engine
 from cart_pipeline.engine.errors import (
     BAD_REQUEST,
+    NOT_FOUND,
     SERVER_NOT_READY,
     KsqlError,
     KsqlStatementError,
@@ -88,6 +89,19 @@ def _props(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def _command_sequence_number(body: dict[str, Any]) -> int | None:
+    """The request's `commandSequenceNumber` (a long; numeric strings coerced, as Jackson)."""
+    value = body.get("commandSequenceNumber")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise KsqlError("Invalid commandSequenceNumber: expected a number", BAD_REQUEST)
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise KsqlError("Invalid commandSequenceNumber: expected a number", BAD_REQUEST) from exc
+
+
 def build_app(config: Config, engine: Engine | None = None) -> Starlette:
     """The ASGI app; the engine replays its catalog in the background after startup."""
     engine = engine if engine is not None else Engine(config)
@@ -101,6 +115,9 @@ def build_app(config: Config, engine: Engine | None = None) -> Starlette:
             if not isinstance(text, str):
                 raise KsqlError("Required field 'ksql' is missing", BAD_REQUEST)
             props = _props(body.get("streamsProperties"))
+            seq = _command_sequence_number(body)
+            if seq is not None:
+                await run_in_threadpool(engine.await_command, seq)
             entities = await run_in_threadpool(engine.execute, text, props)
         except KsqlError as exc:
             return error_response(exc, media)
@@ -129,6 +146,9 @@ def build_app(config: Config, engine: Engine | None = None) -> Starlette:
             text = body.get("ksql")
             if not isinstance(text, str):
                 raise KsqlError("Required field 'ksql' is missing", BAD_REQUEST)
+            seq = _command_sequence_number(body)
+            if seq is not None:
+                await run_in_threadpool(engine.await_command, seq)
             tq = await run_in_threadpool(
                 engine.prepare_query, text, _props(body.get("streamsProperties"))
             )
@@ -147,6 +167,20 @@ def build_app(config: Config, engine: Engine | None = None) -> Starlette:
                 KsqlStatementError(f"No query with id {query_id}", "", BAD_REQUEST)
             )
         return Response(b"", status_code=200)
+
+    async def all_statuses(request: Request) -> Response:
+        media = response_media_type(request.headers.get("accept"))
+        return _json({"commandStatuses": engine.statuses.summary()}, media_type=media)
+
+    async def status(request: Request) -> Response:
+        """ksqlDB's CommandId: type and action are case-insensitive, printed lower-case."""
+        media = response_media_type(request.headers.get("accept"))
+        p = request.path_params
+        command_id = f"{p['type'].lower()}/{p['entity']}/{p['action'].lower()}"
+        found = engine.statuses.get(command_id)
+        if found is None:
+            return error_response(KsqlError("Command not found", NOT_FOUND), media)
+        return _json(found, media_type=media)
 
     async def info(request: Request) -> Response:
         status = "RUNNING" if engine.ready.is_set() else "INITIALIZING"
@@ -225,6 +259,8 @@ def build_app(config: Config, engine: Engine | None = None) -> Starlette:
         Route("/query-stream", query_stream, methods=["POST"]),
         Route("/query", legacy_query, methods=["POST"]),
         Route("/close-query", close_query, methods=["POST"]),
+        Route("/status", all_statuses, methods=["GET"]),
+        Route("/status/{type}/{entity}/{action}", status, methods=["GET"]),
         Route("/info", info, methods=["GET"]),
         Route("/healthcheck", healthcheck, methods=["GET"]),
         Route("/chc/ready", ready, methods=["GET"]),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cart_pipeline.engine.catalog.model import DataSource, QueryInfo
+from cart_pipeline.engine.errors import KsqlStatementError
+from cart_pipeline.engine.runtime.transient import TransientQuery
 
 if TYPE_CHECKING:
     from cart_pipeline.engine.engine import Engine
@@ -35,10 +37,11 @@ def tables(engine: Engine, text: str) -> Entity:
 
 def running_query(engine: Engine, q: QueryInfo) -> Entity:
     state = engine.query_state(q.query_id)
+    sinkless = q.query_id.startswith("CST_")  # a source table's materialization: no sink
     return {
         "queryString": q.statement_text,
-        "sinks": [q.sink],
-        "sinkKafkaTopics": [q.sink_topic],
+        "sinks": [] if sinkless else [q.sink],
+        "sinkKafkaTopics": [] if sinkless else [q.sink_topic],
         "id": q.query_id,
         "statusCount": {state: 1},
         "queryType": "PERSISTENT",
@@ -46,8 +49,33 @@ def running_query(engine: Engine, q: QueryInfo) -> Entity:
     }
 
 
+def push_query(tq: TransientQuery) -> Entity:
+    """A live push query, as ksqlDB lists it (its `getAllLiveQueries` include transients)."""
+    return {
+        "queryString": tq.statement_text,
+        "sinks": [],
+        "sinkKafkaTopics": [],
+        "id": tq.query_id,
+        "statusCount": {"RUNNING": 1},
+        "queryType": "PUSH",
+        "state": "RUNNING",
+    }
+
+
+def terminated_push_query(text: str, query_id: str) -> Entity:
+    """TERMINATE of a push query: ksqlDB's TerminateQueryEntity, not a command status."""
+    return {
+        "@type": "terminate_query",
+        "statementText": text,
+        "queryId": query_id,
+        "wasTerminated": True,
+        "warnings": [],
+    }
+
+
 def queries(engine: Engine, text: str) -> Entity:
     items = [running_query(engine, q) for q in engine.catalog.queries.values()]
+    items += [push_query(tq) for tq in engine.live_push_queries()]
     return {"@type": "queries", "statementText": text, "queries": items, "warnings": []}
 
 
@@ -100,6 +128,12 @@ def source_description(engine: Engine, s: DataSource, extended: bool) -> Entity:
         if (s.writer_query and s.writer_query in engine.catalog.queries)
         else []
     )
+    # INSERT INTO ... SELECT queries write into it too
+    writers += [
+        running_query(engine, q)
+        for q in engine.catalog.queries.values()
+        if q.sink == s.name and q.query_id != s.writer_query
+    ]
     offsets: list[Entity] = []
     partitions = replication = 0
     if extended:
@@ -150,6 +184,62 @@ def describe_all(engine: Engine, kind: str, text: str, extended: bool) -> Entity
             source_description(engine, s, extended)
             for s in engine.catalog.sources.values()
             if s.kind == wanted
+        ],
+        "warnings": [],
+    }
+
+
+def query_description(engine: Engine, info: QueryInfo) -> Entity:
+    """ksqlDB's QueryDescription of a persistent query, its errors included.
+
+    `topology` and `executionPlan` are Kafka Streams/ksqlDB plan renderings this engine
+    does not have; they are left empty rather than imitated.
+    """
+    query = engine.queries.get(info.query_id)
+    state = engine.query_state(info.query_id)
+    sink = engine.catalog.source(info.sink)
+    return {
+        "id": info.query_id,
+        "statementText": info.statement_text,
+        "windowType": None,
+        "fields": _fields(sink) if sink is not None else [],
+        "sources": list(info.sources),
+        "sinks": [info.sink],
+        "topology": "",
+        "executionPlan": "",
+        "overriddenProperties": {},
+        "ksqlHostQueryStatus": {f"{engine.config.host}:{engine.config.port}": state},
+        "queryType": "PERSISTENT",
+        "queryErrors": list(query.errors) if query is not None else [],
+        "tasksMetadata": [],
+        "consumerGroupId": engine.config.query_group_id(info.query_id),
+        "state": state,
+    }
+
+
+def explain(engine: Engine, query_id: str, text: str) -> Entity:
+    """EXPLAIN <query id> (persistent queries only, as in ksqlDB)."""
+    info = engine.catalog.queries.get(query_id.upper())
+    if info is None:
+        raise KsqlStatementError(
+            f"Query with id:{query_id} does not exist, "
+            "use SHOW QUERIES to view the full set of queries."
+        )
+    return {
+        "@type": "queryDescription",
+        "statementText": text,
+        "queryDescription": query_description(engine, info),
+        "warnings": [],
+    }
+
+
+def query_descriptions(engine: Engine, text: str) -> Entity:
+    """SHOW QUERIES EXTENDED."""
+    return {
+        "@type": "query_descriptions",
+        "statementText": text,
+        "queryDescriptions": [
+            query_description(engine, q) for q in engine.catalog.queries.values()
         ],
         "warnings": [],
     }

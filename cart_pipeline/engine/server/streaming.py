@@ -60,34 +60,51 @@ def _error_line(exc: Exception) -> bytes:
 
 async def query_stream_delimited(tq: TransientQuery) -> AsyncIterator[bytes]:
     """/query-stream default: one JSON document per line (header, then row arrays)."""
-    yield (
-        dumps(
-            {"queryId": tq.query_id, "columnNames": tq.column_names, "columnTypes": tq.column_types}
-        )
-        + b"\n"
-    )
     try:
+        yield (
+            dumps(
+                {
+                    "queryId": tq.query_id,
+                    "columnNames": tq.column_names,
+                    "columnTypes": tq.column_types,
+                }
+            )
+            + b"\n"
+        )
         async for row in rows(tq):
             yield dumps(row) + b"\n"
     except Exception as exc:
         yield _error_line(exc) + b"\n"
+    finally:
+        tq.close()  # also when the client left before the rows started
 
 
 async def query_stream_json(tq: TransientQuery) -> AsyncIterator[bytes]:
     """/query-stream with Accept: application/json: one JSON array, streamed."""
-    yield b"[" + dumps(
-        {"queryId": tq.query_id, "columnNames": tq.column_names, "columnTypes": tq.column_types}
-    )
     try:
-        async for row in rows(tq):
-            yield b",\n" + dumps(row)
-    except Exception as exc:
-        yield b",\n" + _error_line(exc)
-    yield b"]\n"
+        yield b"[" + dumps(
+            {"queryId": tq.query_id, "columnNames": tq.column_names, "columnTypes": tq.column_types}
+        )
+        try:
+            async for row in rows(tq):
+                yield b",\n" + dumps(row)
+        except Exception as exc:
+            yield b",\n" + _error_line(exc)
+        yield b"]\n"
+    finally:
+        tq.close()
 
 
 async def legacy_query(tq: TransientQuery) -> AsyncIterator[bytes]:
     """/query: `[{"header":..},{"row":..},...,{"finalMessage":..}]`, streamed."""
+    try:
+        async for chunk in _legacy_query(tq):
+            yield chunk
+    finally:
+        tq.close()
+
+
+async def _legacy_query(tq: TransientQuery) -> AsyncIterator[bytes]:
     yield b"[" + dumps({"header": {"queryId": tq.query_id, "schema": tq.schema()}})
     try:
         async for row in rows(tq):
