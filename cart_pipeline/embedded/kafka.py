@@ -148,6 +148,13 @@ class KafkaBroker:
             deadline = time.monotonic() + 10
             while process.is_alive(self.pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
+            # The kernel releases a dead JVM's listening sockets a moment after the process is
+            # gone; an immediate start() would otherwise report PortInUse.
+            cfg = self.config
+            while time.monotonic() < deadline and not all(
+                process.port_is_free(cfg.host, port) for port in (cfg.port, cfg.controller_port)
+            ):
+                time.sleep(0.05)
         self.pid = None
 
     def is_running(self) -> bool:

@@ -16,7 +16,11 @@ from cart_pipeline.engine.conformance.runner import UNCHECKED_ERROR
 ROOT = conformance_dir()
 FILES = sorted(f"{p.parent.name}/{p.stem}" for p in ROOT.glob("*/*.json")) if ROOT.is_dir() else []
 
-pytestmark = pytest.mark.skipif(not ROOT.is_dir(), reason=f"no conformance cases at {ROOT}")
+pytestmark = [
+    pytest.mark.skipif(not ROOT.is_dir(), reason=f"no conformance cases at {ROOT}"),
+    # the module fixture runs every case (~5 min on a quiet 2-core box) inside the first test
+    pytest.mark.timeout(1800),
+]
 
 #: Cases that pass only because ksqlDB's own harness does not check their expectedError (the
 #: statements succeed and no query follows), each with why the engine is right to succeed. Any
