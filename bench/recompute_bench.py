@@ -2,74 +2,116 @@
 
     .venv/bin/python bench/recompute_bench.py            # 1M events, 3 rounds
     .venv/bin/python bench/recompute_bench.py --events 200000 --rounds 1 --profile
+    .venv/bin/python bench/recompute_bench.py --events 10000000 --prefix 1000000   # 1M and 10M
+    .venv/bin/python bench/recompute_bench.py --skip-throughput     # the memory curves only
 
 The same generated events (one loader transaction, so read_committed readers see them only
 once committed) go to a 1-partition and a 4-partition topic. Rounds interleave: our
 recomputation on 1 partition, on 4 partitions with 1 and with 2 worker processes, and
 ConsumerPerformance (Java, read_committed, no Python in the loop) on both topics; medians are
-reported. Peak memory is the RSS high-water mark of a fresh subprocess recomputing topics
-with few and with many distinct (customer, item) keys, at two event counts.
+reported. ``--prefix N`` also measures every contender on the first N events of the same
+topics (recompute up to end offsets scaled to N; ConsumerPerformance ``--messages N``).
+
+Memory: the peak RSS (``VmHWM``) of a fresh subprocess that recomputes (1 worker,
+in-process) — along two curves:
+
+* **events**, fixed keys: prefixes of one 1-partition topic over 50 customers x 100 items,
+  uniform (all 5,000 keys are hit within the first ~50k events), at ``--memory-events``;
+* **keys**, fixed events: ``--memory-keys-events`` events over ``k/100`` customers x 100
+  items, uniform, for each k of ``--memory-keys``; the x-axis is the distinct keys found.
+
+Plus, with the throughput runs, the 4-partition topic at the smallest size with 1 and with 2
+worker processes: the peak of the sum of the RSS of the parent and its workers (psutil,
+sampled every 20 ms).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
-import os
-import platform
-import pstats
-import re
-import statistics
-import subprocess
-import sys
-import tempfile
+import math
+import resource
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from importlib import metadata
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-import confluent_kafka
+from _common import (
+    consumer_performance,
+    fresh_broker,
+    interleaved,
+    machine,
+    median,
+    profile_report,
+    run_child,
+    write_results,
+)
 from rich.console import Console
 from rich.table import Table
 
-from cart_pipeline.embedded import KafkaBroker, KafkaConfig
-from cart_pipeline.embedded import process as proc
-from cart_pipeline.embedded.runtime import KAFKA_VERSION, find_java, resolve_runtime
 from cart_pipeline.kafka_io import KafkaSettings, Topics
 from cart_pipeline.loader import GeneratorConfig
 from cart_pipeline.loader.producer import load_events
 from cart_pipeline.reconcile.recompute import recompute
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 0.5
-# ConsumerPerformance's CSV line; fetch.nMsg.sec excludes group join / rebalance time.
-_CP_LINE = re.compile(
-    r"^[^,]+, [^,]+, ([\d.]+), ([\d.]+), (\d+), ([\d.]+), (-?\d+), (\d+), ([\d.]+), ([\d.]+)$",
-    re.M,
-)
 
+# One recomputation in a fresh interpreter; prints its figures as one JSON line.
+# argv: bootstrap, topic, JSON end offsets, workers.
 _MEMORY_CHILD = r"""
-import json, sys, tracemalloc
-from cart_pipeline.kafka_io import KafkaSettings, Topics
+import json, sys, threading, time
+import psutil
+from cart_pipeline.kafka_io import KafkaSettings
 from cart_pipeline.reconcile.recompute import recompute
 
-def rss_kb():
+def status_kb(field):
     with open("/proc/self/status") as f:
-        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
 
-settings = KafkaSettings(sys.argv[1])
-ends = Topics(settings).end_offsets(sys.argv[2])
-before = rss_kb()
-if sys.argv[3] == "tracemalloc":
-    tracemalloc.start()
-r = recompute(settings, sys.argv[2], ends, workers=1)
-peak = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else 0
-print(json.dumps({"events": r.records, "keys": len(r.totals), "rss_before_kb": before,
-                  "rss_after_kb": rss_kb(), "python_peak_kb": peak // 1024}))
+settings = KafkaSettings(sys.argv[1], timeout_s=60)
+ends = {int(p): o for p, o in json.loads(sys.argv[3]).items()}
+workers = int(sys.argv[4])
+cap = int(sys.argv[5])
+if cap:  # what-if: smaller consumer fetch buffers than recompute.py asks for
+    original = KafkaSettings.consumer_config
+    def capped(self, group_id, **overrides):
+        overrides.update({"fetch.max.bytes": cap, "max.partition.fetch.bytes": cap,
+                          "queued.max.messages.kbytes": max(1, cap // 1024)})
+        return original(self, group_id, **overrides)
+    KafkaSettings.consumer_config = capped
+before = status_kb("VmRSS")
+peak_tree = 0
+done = threading.Event()
+
+def sample():  # sum of this process and its worker processes (forkserver: grandchildren)
+    global peak_tree
+    me = psutil.Process()
+    while not done.wait(0.02):
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        peak_tree = max(peak_tree, total)
+
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
+started = time.perf_counter()
+r = recompute(settings, sys.argv[2], ends, workers=workers)
+elapsed = time.perf_counter() - started
+done.set()
+sampler.join()
+print(json.dumps({
+    "events": r.records, "keys": len(r.totals), "workers": workers, "elapsed_s": elapsed,
+    "rss_before_kb": before, "rss_after_kb": status_kb("VmRSS"),
+    # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the parent's peak.
+    "peak_rss_kb": status_kb("VmHWM"),
+    "peak_tree_rss_kb": peak_tree // 1024,
+}))
 """
 
 
@@ -83,225 +125,264 @@ def load_topic(settings: KafkaSettings, partitions: int, config: GeneratorConfig
     return topic
 
 
+def prefix_ends(ends: Mapping[int, int], n_events: int, total: int) -> dict[int, int]:
+    """End offsets covering about the first ``n_events`` of ``total`` (all of them if more)."""
+    if n_events >= total:
+        return dict(ends)
+    return {p: math.ceil(end * n_events / total) for p, end in ends.items()}
+
+
 def measure_recompute(
-    settings: KafkaSettings, topic: str, workers: int, profile: list[str] | None = None
+    settings: KafkaSettings,
+    topic: str,
+    workers: int,
+    n_events: int,
+    total: int,
+    profile: list[str] | None = None,
 ) -> dict[str, float]:
-    ends = Topics(settings).end_offsets(topic)
+    ends = prefix_ends(Topics(settings).end_offsets(topic), n_events, total)
     profiler = cProfile.Profile() if profile is not None else None
     if profiler:
         profiler.enable()
+    cpu = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = recompute(settings, topic, ends, workers=workers)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Worker processes (forkserver's children) are not ours to wait for: their CPU is not
+    # counted, so events_per_cpu_s is meaningful for in-process (1 worker) reads only.
+    cpu += (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     if profiler and profile is not None:
         profiler.disable()
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
-        profile.append(out.getvalue())
+        profile.append(profile_report(profiler))
     return {
         "events": result.records,
         "keys": len(result.totals),
         "elapsed_s": wall,
         "events_per_s": result.records / wall,
+        "cpu_s": cpu,
+        "events_per_cpu_s": result.records / cpu if cpu else 0.0,
     }
 
 
-def measure_consumer_performance(
-    settings: KafkaSettings, topic: str, n_events: int, config_file: Path
+def measure_memory(
+    settings: KafkaSettings, topic: str, ends: Mapping[int, int], workers: int = 1, cap: int = 0
 ) -> dict[str, float]:
-    java = find_java().executable
-    cmd = [
-        java, "-Xmx1g", "-cp", f"{resolve_runtime()}/*",
-        "org.apache.kafka.tools.ConsumerPerformance",
-        "--bootstrap-server", settings.bootstrap_servers, "--topic", topic,
-        "--messages", str(n_events), "--consumer.config", str(config_file),
-        "--group", f"bench-cp-{uuid.uuid4().hex[:8]}", "--timeout", "60000",
-    ]  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    wall = time.perf_counter() - started
-    found = _CP_LINE.findall(done.stdout)
-    if done.returncode != 0 or not found:
-        raise RuntimeError(
-            f"ConsumerPerformance failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
-    mb, _mb_s, n, n_s, rebalance_ms, fetch_ms, _fetch_mb_s, fetch_n_s = found[-1]
-    assert int(n) >= n_events, (n, n_events)
-    return {
-        "events": int(n),
-        "events_per_s": float(fetch_n_s),  # excludes group join, like our assign()
-        "events_per_s_incl_join": float(n_s),
-        "rebalance_ms": float(rebalance_ms),
-        "fetch_ms": float(fetch_ms),
-        "mb": float(mb),
-        "jvm_wall_s": wall,
-    }
+    got = run_child(
+        _MEMORY_CHILD,
+        [settings.bootstrap_servers, topic, json.dumps(ends), str(workers), str(cap)],
+    )
+    got["fetch_cap_bytes"] = cap
+    got["peak_rss_mb"] = got["peak_rss_kb"] / 1024
+    got["peak_tree_rss_mb"] = got["peak_tree_rss_kb"] / 1024
+    got["rss_before_mb"] = got["rss_before_kb"] / 1024
+    got["peak_growth_mb"] = (got["peak_rss_kb"] - got["rss_before_kb"]) / 1024
+    return got
 
 
-def measure_memory(settings: KafkaSettings, topic: str) -> dict[str, float]:
-    """RSS growth over a recomputation (untraced run), Python heap peak (tracemalloc run)."""
-    out: dict[str, float] = {}
-    for mode in ("rss", "tracemalloc"):
-        done = subprocess.run(
-            [sys.executable, "-c", _MEMORY_CHILD, settings.bootstrap_servers, topic, mode],
-            capture_output=True, text=True, timeout=600, check=True,
-        )  # fmt: skip
-        got = json.loads(done.stdout.strip().splitlines()[-1])
-        if mode == "rss":
-            out.update(got)
-            out["rss_growth_mb"] = (got["rss_after_kb"] - got["rss_before_kb"]) / 1024
-        else:
-            out["python_peak_mb"] = got["python_peak_kb"] / 1024
-    return out
-
-
-def _machine() -> dict[str, object]:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        model = found[1].strip() if found else ""
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "confluent_kafka": metadata.version("confluent-kafka"),
-        "librdkafka": confluent_kafka.libversion()[0],
-        "java": find_java().major_version,
-        "kafka": KAFKA_VERSION,
-    }
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--memory-events", type=int, default=400_000)
+    parser.add_argument(
+        "--rounds-largest", type=int, help="rounds at --events when prefixes are given"
+    )
+    parser.add_argument(
+        "--prefix", type=_ints, default=[], help="also measure the first N events (N,M,...)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one extra 1p run")
+    parser.add_argument(
+        "--memory-events", type=_ints, default=[1_000_000, 2_000_000, 5_000_000, 10_000_000],
+        help="event counts of the fixed-keys memory curve",
+    )  # fmt: skip
+    parser.add_argument(
+        "--memory-keys", type=_ints, default=[1_000, 10_000, 100_000, 1_000_000],
+        help="key-space sizes of the fixed-events memory curve",
+    )  # fmt: skip
+    parser.add_argument("--memory-keys-events", type=int, default=2_000_000)
+    parser.add_argument(
+        "--memory-keys-prefixes", type=_ints, default=[],
+        help="also measure each keys-curve topic at these first-N-events prefixes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fetch-cap-bytes", type=int, default=0,
+        help="memory runs only, what-if: cap the consumer's fetch.max.bytes, "
+        "max.partition.fetch.bytes and queued.max.messages.kbytes to this (0: recompute.py's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--one-partition", action="store_true",
+        help="only the 1-partition topic: recompute vs ConsumerPerformance (no parallel runs)",
+    )  # fmt: skip
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args(argv)
-    console = Console()
-    machine = _machine()
+    console = Console(width=150)
+    machine_info = machine()
     config = GeneratorConfig(n_events=args.events, seed=1, malformed_share=0.01)
+    sizes = sorted({*args.prefix, args.events})
 
-    # Memory: same key space at two event counts, and ~40x the keys at the larger count.
-    def keyspace(n_events: int, seed: int, customers: int) -> GeneratorConfig:
-        return GeneratorConfig(
-            n_events=n_events, seed=seed, n_customers=customers, n_items=100, skew=0.0
-        )
-
-    memory_configs = {
-        f"few keys, {args.memory_events // 4:,} events": keyspace(args.memory_events // 4, 2, 50),
-        f"few keys, {args.memory_events:,} events": keyspace(args.memory_events, 3, 50),
-        f"many keys, {args.memory_events:,} events": keyspace(args.memory_events, 4, 4_000),
-    }
-
-    with tempfile.TemporaryDirectory(prefix="recompute_bench_") as tmp:
+    runs: dict[int, dict[str, list[dict[str, float]]]] = {}
+    profile: list[str] = []
+    memory: dict[str, list[dict[str, Any]]] = {"events": [], "keys": [], "parallel": []}
+    started_all = time.perf_counter()
+    with fresh_broker("recompute_bench_", console) as (broker, tmp):
         cp_config = Path(tmp) / "consumer.properties"
         cp_config.write_text("isolation.level=read_committed\n")
-        broker = KafkaBroker(KafkaConfig(
-            data_dir=Path(tmp) / "kafka", port=proc.free_port(), controller_port=proc.free_port(),
-            heap="1g",
-        ))  # fmt: skip
-        console.print(f"starting a fresh broker in {tmp} ...")
-        broker.start()
-        try:
-            settings = KafkaSettings(broker.config.bootstrap_servers, timeout_s=60)
+        settings = KafkaSettings(broker.config.bootstrap_servers, timeout_s=60)
+        if not args.skip_throughput:
             started = time.perf_counter()
             topic1 = load_topic(settings, 1, config)
-            topic4 = load_topic(settings, 4, config)
-            console.print(
-                f"loaded 2 x {args.events:,} events in {time.perf_counter() - started:.0f}s"
-            )
-            contenders: dict[str, Callable[[], dict[str, float]]] = {
-                "recompute, 1 partition": lambda: measure_recompute(settings, topic1, 1),
-                "recompute, 4 partitions, 1 worker": lambda: measure_recompute(settings, topic4, 1),
-                "recompute, 4 partitions, 2 workers": lambda: measure_recompute(
-                    settings, topic4, 2
-                ),
-                "ConsumerPerformance, 1 partition": lambda: measure_consumer_performance(
-                    settings, topic1, args.events, cp_config
-                ),
-                "ConsumerPerformance, 4 partitions": lambda: measure_consumer_performance(
-                    settings, topic4, args.events, cp_config
-                ),
-            }
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
-            for round_no in range(1, args.rounds + 1):
-                for name, run in contenders.items():
-                    outcome = run()
-                    runs[name].append(outcome)
-                    console.print(
-                        f"round {round_no}: {name}: {outcome['events_per_s']:,.0f} events/s"
-                    )
-            profile: list[str] = []
+            topic4 = load_topic(settings, 4, config) if not args.one_partition else ""
+            console.print(f"loaded {args.events:,} events in {time.perf_counter() - started:.0f}s")
+            for size in sizes:
+                rec = partial(measure_recompute, n_events=size, total=args.events)
+                contenders: dict[str, Callable[[], dict[str, float]]] = {
+                    "recompute, 1 partition": partial(rec, settings, topic1, 1),
+                    "recompute, 4 partitions, 1 worker": partial(rec, settings, topic4, 1),
+                    "recompute, 4 partitions, 2 workers": partial(rec, settings, topic4, 2),
+                    "ConsumerPerformance, 1 partition": partial(
+                        consumer_performance, settings, topic1, size, cp_config
+                    ),
+                    "ConsumerPerformance, 4 partitions": partial(
+                        consumer_performance, settings, topic4, size, cp_config
+                    ),
+                }
+                if args.one_partition:
+                    contenders = {n: c for n, c in contenders.items() if "1 partition" in n}
+                console.print(f"[bold]{size:,} events[/bold]")
+                rounds = args.rounds
+                if size == args.events and args.prefix and args.rounds_largest:
+                    rounds = args.rounds_largest
+                runs[size] = interleaved(contenders, rounds, console)
+            for workers in (1, 2) if topic4 else ():
+                ends4 = prefix_ends(Topics(settings).end_offsets(topic4), sizes[0], args.events)
+                m = measure_memory(settings, topic4, ends4, workers)
+                memory["parallel"].append(m)
+                console.print(f"memory, 4 partitions, {workers} worker(s): {m}")
             if args.profile:
-                measure_recompute(settings, topic1, 1, profile=profile)
+                measure_recompute(settings, topic1, 1, args.events, args.events, profile)
                 console.print("[bold]cProfile of one 1-partition recomputation:[/bold]")
                 console.print(profile[0], markup=False, highlight=False)
-            memory: dict[str, dict[str, float]] = {}
-            for name, mconfig in memory_configs.items():
-                topic = load_topic(settings, 1, mconfig)
-                memory[name] = measure_memory(settings, topic)
-                console.print(f"memory: {name}: {memory[name]}")
-        finally:
-            broker.stop()
+        if not args.skip_memory:
+            fixed = GeneratorConfig(
+                n_events=max(args.memory_events, default=0), seed=2, n_customers=50,
+                n_items=100, skew=0.0,
+            )  # fmt: skip
+            started = time.perf_counter()
+            topic = load_topic(settings, 1, fixed) if args.memory_events else ""
+            console.print(
+                f"loaded {fixed.n_events:,} events in {time.perf_counter() - started:.0f}s"
+            )
+            for n in args.memory_events:
+                m = measure_memory(settings, topic, {0: n}, cap=args.fetch_cap_bytes)
+                memory["events"].append(m)
+                console.print(f"memory, fixed keys: {m}")
+            for k in args.memory_keys:
+                kconfig = GeneratorConfig(
+                    n_events=args.memory_keys_events, seed=3, n_customers=max(1, k // 100),
+                    n_items=100, skew=0.0,
+                )  # fmt: skip
+                topic = load_topic(settings, 1, kconfig)
+                for n in [*args.memory_keys_prefixes, 0]:
+                    ends = Topics(settings).end_offsets(topic)
+                    m = measure_memory(
+                        settings, topic, {0: n} if n else ends, cap=args.fetch_cap_bytes
+                    )
+                    m["key_space"] = k
+                    memory["keys"].append(m)
+                    console.print(f"memory, key space {k:,}: {m}")
+    console.print(f"total {time.perf_counter() - started_all:.0f}s")
 
-    medians = {n: statistics.median(r["events_per_s"] for r in rs) for n, rs in runs.items()}
-    ratios = {
-        "1 partition: recompute / ConsumerPerformance": medians["recompute, 1 partition"]
-        / medians["ConsumerPerformance, 1 partition"],
-        "4 partitions, 1 worker / ConsumerPerformance": medians["recompute, 4 partitions, 1 worker"]
-        / medians["ConsumerPerformance, 4 partitions"],
-        "4 partitions, 2 workers / ConsumerPerformance": medians[
-            "recompute, 4 partitions, 2 workers"
-        ]
-        / medians["ConsumerPerformance, 4 partitions"],
-        "4 partitions: 2 workers / 1 worker": medians["recompute, 4 partitions, 2 workers"]
-        / medians["recompute, 4 partitions, 1 worker"],
-    }
-    table = Table(title=f"{args.events:,} events, median of {args.rounds}")
-    table.add_column("contender")
-    table.add_column("events/s (median)", justify="right")
-    table.add_column("runs (events/s)", justify="right")
-    for name, r in runs.items():
-        table.add_row(
-            name, f"{medians[name]:,.0f}", ", ".join(f"{x['events_per_s']:,.0f}" for x in r)
-        )
-    console.print(table)
-    for name, ratio in ratios.items():
-        verdict = (
-            ""
-            if "/ 1 worker" in name
-            else (" (ok)" if ratio >= TARGET_RATIO else f" (BELOW target {TARGET_RATIO})")
-        )
-        console.print(f"{name}: [bold]{ratio:.2f}[/bold]{verdict}")
-    mem = Table(title="memory of a fresh recomputation process (1 partition, 1 worker)")
-    for col in ("topic", "events", "distinct keys", "RSS growth (MB)", "Python heap peak (MB)"):
-        mem.add_column(col, justify="right")
-    for name, m in memory.items():
-        mem.add_row(name, f"{m['events']:,}", f"{m['keys']:,}", f"{m['rss_growth_mb']:.1f}",
-                    f"{m['python_peak_mb']:.1f}")  # fmt: skip
-    console.print(mem)
-    console.print(f"machine: {machine}")
+    medians = {size: {n: median(r) for n, r in by_name.items()} for size, by_name in runs.items()}
+    ratios: dict[int, dict[str, float]] = {}
+    for size, med in medians.items():
+        if args.one_partition:
+            ratios[size] = {
+                "1 partition: recompute / ConsumerPerformance": med["recompute, 1 partition"]
+                / med["ConsumerPerformance, 1 partition"]
+            }
+        else:
+            ratios[size] = {
+                "1 partition: recompute / ConsumerPerformance": med["recompute, 1 partition"]
+                / med["ConsumerPerformance, 1 partition"],
+                "4 partitions, 1 worker / ConsumerPerformance": med[
+                    "recompute, 4 partitions, 1 worker"
+                ]
+                / med["ConsumerPerformance, 4 partitions"],
+                "4 partitions, 2 workers / ConsumerPerformance": med[
+                    "recompute, 4 partitions, 2 workers"
+                ]
+                / med["ConsumerPerformance, 4 partitions"],
+                "4 partitions: 2 workers / 1 worker": med["recompute, 4 partitions, 2 workers"]
+                / med["recompute, 4 partitions, 1 worker"],
+            }
+        table = Table(title=f"{size:,} events, median of {len(runs[size][next(iter(med))])}")
+        table.add_column("contender")
+        table.add_column("events/s (median)", justify="right")
+        table.add_column("events/CPU-s (median)", justify="right")
+        table.add_column("runs (events/s)", justify="right")
+        for name, r in runs[size].items():
+            per_cpu = median(r, "events_per_cpu_s") if all("cpu_s" in x for x in r) else 0.0
+            table.add_row(
+                name, f"{med[name]:,.0f}", f"{per_cpu:,.0f}" if "2 workers" not in name else "-",
+                ", ".join(f"{x['events_per_s']:,.0f}" for x in r),
+            )  # fmt: skip
+        console.print(table)
+        for name, ratio in ratios[size].items():
+            verdict = (
+                ""
+                if "/ 1 worker" in name
+                else (" (ok)" if ratio >= TARGET_RATIO else f" (BELOW target {TARGET_RATIO})")
+            )
+            console.print(f"{name}: [bold]{ratio:.2f}[/bold]{verdict}")
+    for curve, rows in memory.items():
+        if not rows:
+            continue
+        mem = Table(title=f"peak RSS of a fresh recomputation process: {curve}")
+        for col in ("events", "distinct keys", "workers", "RSS before (MB)", "peak RSS (MB)",
+                    "peak - before (MB)", "peak, incl. workers (MB)", "s"):  # fmt: skip
+            mem.add_column(col, justify="right")
+        for m in rows:
+            mem.add_row(
+                f"{m['events']:,}", f"{m['keys']:,}", str(m["workers"]),
+                f"{m['rss_before_mb']:.1f}", f"{m['peak_rss_mb']:.1f}",
+                f"{m['peak_growth_mb']:.1f}", f"{m['peak_tree_rss_mb']:.1f}",
+                f"{m['elapsed_s']:.1f}",
+            )  # fmt: skip
+        console.print(mem)
+    machine_info["load_avg_at_end"] = machine()["load_avg_at_start"]
+    console.print(f"machine: {machine_info}")
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"recompute-{stamp}.json"
-    out.write_text(json.dumps({
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    largest = max(runs) if runs else 0
+    write_results("recompute", {
         "events": args.events,
+        "sizes": sizes,
         "rounds": args.rounds,
-        "machine": machine,
-        "runs": runs,
-        "medians_events_per_s": medians,
-        "ratios": ratios,
+        "machine": machine_info,
+        # Top level as before (the largest size); per size under "by_size".
+        "runs": runs.get(largest, {}),
+        "medians_events_per_s": medians.get(largest, {}),
+        "ratios": ratios.get(largest, {}),
+        "by_size": {
+            str(s): {"runs": runs[s], "medians_events_per_s": medians[s], "ratios": ratios[s]}
+            for s in runs
+        },
         "target_ratio": TARGET_RATIO,
         "memory": memory,
         "profile": profile[0] if profile else None,
-    }, indent=2))  # fmt: skip
-    console.print(f"results: {out}")
-    return 0 if ratios["1 partition: recompute / ConsumerPerformance"] >= TARGET_RATIO else 1
+    }, console)  # fmt: skip
+    if not ratios:
+        return 0
+    ok = all(
+        r["1 partition: recompute / ConsumerPerformance"] >= TARGET_RATIO for r in ratios.values()
+    )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

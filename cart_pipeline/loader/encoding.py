@@ -9,18 +9,24 @@ backslashes and non-ASCII text is orjson's, byte for byte.
 
 When the (item, qty) table would be too big (huge catalog x large max_quantity) tails fall
 back to two pieces, ``item_part[item] + qty_part[qty]``: one more concatenation per record.
+
+The fragment tables are also kept as numpy *object* arrays: a batch is then gathered by fancy
+indexing and concatenated by numpy's elementwise ``+`` (``PyNumber_Add`` on each pair of bytes
+in a C loop), then turned into a list once. Same bytes as ``map(add, ...)`` over Python lists,
+~2x faster (BENCHMARKS.md, "Generation"): no per-record ``__getitem__``/``add`` call from an
+iterator, and no ``tolist()`` of the index arrays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import add
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 Int64Array = npt.NDArray[np.int64]
+ObjectArray = npt.NDArray[np.object_]
 
 #: Largest fused (item, qty) tail table, in entries (~80 bytes each).
 FUSED_TAIL_LIMIT = 1 << 19
@@ -61,6 +67,10 @@ class EventEncoder:
             self._tails = item_parts
         self._tails.append(b"")
         self.empty_tail = len(self._tails) - 1
+        self._key_table = _object_array(self.keys)
+        self._head_table = _object_array(self._heads)
+        self._tail_table = _object_array(self._tails)
+        self._qty_table = _object_array(self._qty_parts)
 
     def extra_head(self, index: Int64Array) -> Int64Array:
         """Head index of ``extra_values[index]``."""
@@ -79,16 +89,23 @@ class EventEncoder:
         :meth:`extra_head` for a complete extra value), ``items``/``qtys`` the tail;
         ``items < 0`` marks a record whose head is already the complete value.
         """
-        keys = list(map(self.keys.__getitem__, key_customers.tolist()))
+        keys: list[bytes] = self._key_table[key_customers].tolist()
         complete = items < 0
-        head_parts = map(self._heads.__getitem__, heads.tolist())
+        head_parts = self._head_table[heads]
         if self.fused:
             tails = items * self._width + (qtys + self._max_quantity)
             tails[complete] = self.empty_tail
-            values = list(map(add, head_parts, map(self._tails.__getitem__, tails.tolist())))
+            values: list[bytes] = (head_parts + self._tail_table[tails]).tolist()
             return keys, values
         tails = np.where(complete, self.empty_tail, items)
         slots = np.where(complete, self._width, qtys + self._max_quantity)
-        pairs = map(add, head_parts, map(self._tails.__getitem__, tails.tolist()))
-        values = list(map(add, pairs, map(self._qty_parts.__getitem__, slots.tolist())))
+        pairs = head_parts + self._tail_table[tails]
+        values = (pairs + self._qty_table[slots]).tolist()
         return keys, values
+
+
+def _object_array(parts: Sequence[bytes]) -> ObjectArray:
+    """A 1-d object array holding exactly these bytes objects (no copies, no conversion)."""
+    table = np.empty(len(parts), dtype=object)
+    table[:] = parts
+    return table
