@@ -65,7 +65,8 @@ def _reconciliation_table(report: dict) -> Table:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in (
-        "status", "events_read", "keys_compared", "mismatches", "missing_in_ksqldb",
+        "status", "mode", "events_read", "events_total", "keys_compared", "mismatches",
+        "missing_in_ksqldb",
         "extra_in_ksqldb", "different_totals", "percent_match", "rejected_records",
         "lag_at_start", "lag", "reconcile_seconds",
     ):  # fmt: skip
