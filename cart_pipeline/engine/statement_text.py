@@ -39,14 +39,16 @@ def format_create_as_select(stmt: ast.CreateAsSelect) -> str | None:
         return None
     alias = source.alias or source.name
     items: list[str] = []
+    generated = 0  # unaliased expressions are named KSQL_COL_0, KSQL_COL_1...
     for item in query.select:
-        if not isinstance(item, ast.SelectColumn):
+        if not isinstance(item, ast.SelectColumn) or isinstance(item.expression, ast.Dereference):
             return None
         name = item.alias
-        if name is None:
-            if not isinstance(item.expression, ast.ColumnRef):
-                return None
+        if name is None and isinstance(item.expression, ast.ColumnRef):
             name = item.expression.name
+        elif name is None:
+            name = f"KSQL_COL_{generated}"
+            generated += 1
         items.append(f"  {format_expression(_qualify(item.expression, alias))} {name}")
     head = f"CREATE {stmt.kind} {stmt.name}"
     if stmt.properties:

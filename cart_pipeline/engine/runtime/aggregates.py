@@ -1,8 +1,8 @@
 """Aggregate-function registry (SUM, COUNT; MIN/MAX/AVG slot in as more entries).
 
 An aggregate keeps a JSON-serialisable state per group, so the state can live in the
-changelog topic and be restored after a crash. `undo` is what a table source would
-need (ksqlDB's "undo" for table aggregations); it is not wired yet.
+changelog topic and be restored after a crash. `undo` takes a value back out: what an
+aggregation over a TABLE source needs (runtime/table_aggregate.py).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class Aggregate:
     initial: Callable[[], object]
     add: Callable[[object, object], object]  # (state, argument value) -> new state
     result: Callable[[object], object]
+    # (state, argument value) -> state without it: what a TABLE source's updates need
+    undo: Callable[[object, object], object] | None = None
 
 
 def _sum(arg_types: Sequence[SqlType], star: bool) -> Aggregate:
@@ -45,6 +47,7 @@ def _sum(arg_types: Sequence[SqlType], star: bool) -> Aggregate:
             lambda: 0.0,
             lambda s, v: s if v is None else s + v,  # type: ignore[operator]
             lambda s: s,
+            lambda s, v: s if v is None else s - v,  # type: ignore[operator]
         )
     else:
         raise KsqlStatementError(f"Function 'SUM' does not accept parameters ({t}).")
@@ -54,18 +57,27 @@ def _sum(arg_types: Sequence[SqlType], star: bool) -> Aggregate:
         lambda: 0,
         lambda s, v: s if v is None else wrap(s + v),  # type: ignore[operator]
         lambda s: s,
+        lambda s, v: s if v is None else wrap(s - v),  # type: ignore[operator]
     )
 
 
 def _count(arg_types: Sequence[SqlType], star: bool) -> Aggregate:
     if star or not arg_types:
-        return Aggregate("COUNT", BIGINT, lambda: 0, lambda s, v: s + 1, lambda s: s)  # type: ignore[operator]
+        return Aggregate(
+            "COUNT",
+            BIGINT,
+            lambda: 0,
+            lambda s, v: s + 1,  # type: ignore[operator]
+            lambda s: s,
+            lambda s, v: s - 1,  # type: ignore[operator]
+        )
     return Aggregate(
         "COUNT",
         BIGINT,
         lambda: 0,
         lambda s, v: s if v is None else s + 1,  # type: ignore[operator]
         lambda s: s,
+        lambda s, v: s if v is None else s - 1,  # type: ignore[operator]
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import orjson
@@ -32,22 +33,24 @@ from confluent_kafka import (
 from cart_pipeline.engine import kafka
 from cart_pipeline.engine.catalog.model import DataSource
 from cart_pipeline.engine.config import Config
+from cart_pipeline.engine.runtime.batch import BatchAggregator, batch_aggregator
 from cart_pipeline.engine.runtime.planner import AggregatePlan, ProjectionPlan
 from cart_pipeline.engine.runtime.processing_log import ProcessingLog
 from cart_pipeline.engine.runtime.processors import (
     AggregateProcessor,
-    InputRecord,
     Processor,
     ProjectionProcessor,
+    RecordDecoder,
     StreamProcessor,
 )
 from cart_pipeline.engine.runtime.profiling import ThreadProfile, start_thread_profile
 from cart_pipeline.engine.runtime.serde import key_serde, value_serde
 from cart_pipeline.engine.runtime.state import MemoryStore, StoredRow
 from cart_pipeline.engine.runtime.stream_planner import StreamPlan
-from cart_pipeline.engine.types import CoercionError
+from cart_pipeline.engine.runtime.table_aggregate import TableAggregateProcessor
 
 LOG = logging.getLogger(__name__)
+MAX_QUERY_ERRORS = 10  # ksqlDB's ksql.query.error.max.queue.size
 BATCH = 10_000  # records per consume(): fewer calls into librdkafka per record
 PREFETCH_KIB = 16 * 1024
 
@@ -79,22 +82,32 @@ class PersistentQuery:
         self.store = MemoryStore()
         self._committed_positions: dict[int, int] = {}  # partition -> committed position
         self._profile: ThreadProfile | None = None
-        self.state = "RUNNING"
+        self.state = "RUNNING"  # or "ERROR" (see errors) or "TERMINATED"
+        self.errors: deque[dict[str, object]] = deque(maxlen=MAX_QUERY_ERRORS)
+        self._terminated = False
         self.ready = threading.Event()  # set once state is restored and consuming started
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"query-{query_id}", daemon=True)
-        src = plan.source
-        self._src_key = key_serde(src.key_format, src.key_columns)
-        self._src_value = value_serde(src.value_format, src.value_columns)
+        self._decoder = RecordDecoder(query_id, plan.source, processing_log)
         self.sink_key = key_serde(sink.key_format, sink.key_columns)
-        self._sink_value = value_serde(sink.value_format, sink.value_columns)
+        self._sink_value = value_serde(sink.value_format, sink.value_columns, sink.value_features)
+        self._sink_keyed = bool(sink.key_columns)
+        aggregate = TableAggregateProcessor if plan.source.kind == "TABLE" else AggregateProcessor
         self.processor: Processor = (
-            AggregateProcessor(query_id, plan, self.sink_key, processing_log)
+            aggregate(query_id, plan, self.sink_key, processing_log)
             if isinstance(plan, AggregatePlan)
             else StreamProcessor(plan, self.sink_key)
             if isinstance(plan, StreamPlan)
             else ProjectionProcessor(plan, self.sink_key)
         )
+        # a whole consume() batch per call for the common aggregation shape; only with the
+        # record cache on: with it off, ksqlDB emits one row per input record
+        self._batch: BatchAggregator | None = None
+        if self.cache_enabled and isinstance(self.processor, AggregateProcessor):
+            assert isinstance(plan, AggregatePlan)
+            self._batch = batch_aggregator(
+                plan, self.processor, self._decoder, self.sink_key, sink.key_format
+            )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -102,10 +115,40 @@ class PersistentQuery:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        self._terminated = True
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         self.state = "TERMINATED" if self.state != "ERROR" else self.state
+
+    # --- failures (ksqlDB's ERROR state and queryErrors) ------------------------------------
+
+    def record_error(self, message: str, error_type: str) -> None:
+        """Enter ERROR, keeping the error as ksqlDB's QueryError (type USER/SYSTEM/UNKNOWN)."""
+        self.errors.append(
+            {"timestamp": int(time.time() * 1000), "errorMessage": message, "type": error_type}
+        )
+        self.state = "ERROR"
+        self.ready.clear()
+
+    def fail(self, message: str, error_type: str = "USER") -> None:
+        """An unrecoverable error seen from outside: stop processing, stay listed as ERROR."""
+        self.record_error(message, error_type)
+        self._stop.set()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def restart(self) -> None:
+        """Retry a failed query (ksqlDB retries with back-off); never a terminated one."""
+        if self._terminated or self._thread.is_alive():
+            return
+        self.state = "RUNNING"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"query-{self.query_id}", daemon=True
+        )
+        self._thread.start()
 
     def _run(self) -> None:
         self._profile = start_thread_profile(self.query_id)
@@ -114,8 +157,10 @@ class PersistentQuery:
                 try:
                     self._run_once()
                     return
-                except Exception:
+                except Exception as exc:
                     LOG.exception("query %s failed; restarting from the last commit", self.query_id)
+                    if not self._stop.is_set():
+                        self.record_error(f"{type(exc).__name__}: {exc}", "SYSTEM")
                     self._stop.wait(1.0)
         finally:
             if self._profile is not None:
@@ -196,12 +241,21 @@ class PersistentQuery:
         in_txn = False
         last_commit = time.monotonic()
         self.ready.set()
-        process = self._process
+        process, batch = self._process, self._batch
+        if batch is not None:
+            batch.reset()  # a restart: what was not committed is consumed again
         while not self._stop.is_set():
             # consume() waits until the batch is full or the timeout ends: never past the
             # next commit, or a slow input would delay every commit (and its visibility)
             wait = last_commit + self.commit_interval - time.monotonic()
             msgs = consumer.consume(num_messages=BATCH, timeout=min(0.2, max(wait, 0.0)))
+            if batch is not None:
+                # state only (output is produced at commit), so the transaction can begin
+                # after the batch, if it held a record
+                if batch.process(msgs, self.store) and not in_txn:
+                    producer.begin_transaction()
+                    in_txn = True
+                msgs = []
             for msg in msgs:
                 if msg.error() is not None:
                     continue
@@ -243,9 +297,9 @@ class PersistentQuery:
         self, producer: Producer, consumer: Consumer, topic: str, positions: dict[int, int]
     ) -> None:
         if self.cache_enabled:
-            emit, get = self._emit, self.store.get
-            for key in self.store.dirty_keys():
-                emit(producer, key, get(key))
+            if self._batch is not None:
+                self._batch.flush(self.store)
+            self._emit_dirty(producer)
         offsets = [TopicPartition(topic, p, o) for p, o in positions.items()]
         try:
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 60)
@@ -261,35 +315,60 @@ class PersistentQuery:
     # --- per record -----------------------------------------------------------------------
 
     def _process(self, msg: Message, producer: Producer) -> None:
-        topic = msg.topic() or ""
-        try:
-            key_vals = self._src_key.deserialize(msg.key())
-        except CoercionError as exc:
-            self.plog.deserialization_error(self.query_id, topic, "key", str(exc), msg.key())
+        record = self._decoder.decode(msg)
+        if record is None:
             return
-        try:
-            values = self._src_value.deserialize(msg.value())
-        except CoercionError as exc:
-            self.plog.deserialization_error(self.query_id, topic, "value", str(exc), msg.value())
-            return
-        _, ts = msg.timestamp()
-        record = InputRecord(key_vals, values, ts, msg.partition() or 0, msg.offset() or 0)
         if isinstance(self.processor, StreamProcessor):  # stateless: straight to the sink
             for out_key, out_values, out_ts in self.processor.stream_records(record):
                 out = None if out_values is None else self._sink_value.serialize(out_values)
                 _produce(producer, self.sink.topic, out_key, out, out_ts)
             return
         for key, row in self.processor.process(record, self.store):
-            self.store.put(key, row)
             if not self.cache_enabled:
-                self._emit(producer, key, row)
+                if row is not None and row.hidden:
+                    prev = self.store.get(key)
+                    self._emit_hidden(producer, key, row, prev is not None and not prev.hidden)
+                else:
+                    self._emit(producer, key, row)
+            self.store.put(key, row)
+
+    def _emit_hidden(self, producer: Producer, key: bytes, row: StoredRow, shown: bool) -> None:
+        """A group HAVING hides: its state to the changelog, and a delete to the sink when
+        the sink last had a row for it (`shown`), as ksqlDB's table filter does."""
+        if shown:
+            _produce(producer, self.sink.topic, key, None, row.rowtime)
+        _produce(producer, self.changelog_topic, key, _encode_state(row), row.rowtime)
 
     def _emit(self, producer: Producer, key: bytes, row: StoredRow | None) -> None:
         value = None if row is None else self._sink_value.serialize(row.values)
         state = None if row is None else _encode_state(row)
         ts = row.rowtime if row else int(time.time() * 1000)
-        _produce(producer, self.sink.topic, key if self.sink.key_columns else None, value, ts)
+        _produce(producer, self.sink.topic, key if self._sink_keyed else None, value, ts)
         _produce(producer, self.changelog_topic, key, state, ts)
+
+    def _emit_dirty(self, producer: Producer) -> None:
+        """The record cache's output: each key changed since the last commit, once (as
+        `_emit`, unrolled: with many keys this is a large part of the work)."""
+        sink_topic, changelog = self.sink.topic, self.changelog_topic
+        keyed, serialize, produce = self._sink_keyed, self._sink_value.serialize, producer.produce
+        for key, row in self.store.dirty_items():
+            if row is None:
+                self._emit(producer, key, row)
+                continue
+            if row.hidden:
+                self._emit_hidden(producer, key, row, self.store.committed_get(key) is not None)
+                continue
+            ts = row.rowtime
+            value = serialize(row.values)
+            state = _encode_state(row)
+            try:
+                produce(sink_topic, value, key if keyed else None, timestamp=ts)
+            except BufferError:
+                _produce(producer, sink_topic, key if keyed else None, value, ts)
+            try:
+                produce(changelog, state, key, timestamp=ts)
+            except BufferError:
+                _produce(producer, changelog, key, state, ts)
 
 
 def _produce(
@@ -304,12 +383,15 @@ def _produce(
 
 
 def _encode_state(row: StoredRow) -> bytes:
-    return orjson.dumps({"k": row.key, "v": row.values, "t": row.rowtime, "s": row.states})
+    state = {"k": row.key, "v": row.values, "t": row.rowtime, "s": row.states}
+    if row.hidden:
+        state["h"] = True
+    return orjson.dumps(state)
 
 
 def _decode_state(data: bytes) -> StoredRow:
     d = orjson.loads(data)
-    return StoredRow(tuple(d["k"]), tuple(d["v"]), int(d["t"]), tuple(d["s"]))
+    return StoredRow(tuple(d["k"]), tuple(d["v"]), int(d["t"]), tuple(d["s"]), bool(d.get("h")))
 
 
 QueryFactory = Callable[..., PersistentQuery]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from cart_pipeline.engine.catalog.model import Catalog, Column, DataSource
 from cart_pipeline.engine.errors import KsqlStatementError, unsupported
 from cart_pipeline.engine.runtime import aggregates
+from cart_pipeline.engine.runtime.aggregate_analysis import AggregateCall, plan_outputs
 from cart_pipeline.engine.runtime.expressions import (
     PSEUDO_COLUMNS,
     Compiled,
@@ -55,12 +56,6 @@ class SelectPlan:
         return [c.fn(row) for c in self.columns]
 
 
-@dataclass(frozen=True)
-class AggregateCall:
-    aggregate: aggregates.Aggregate
-    argument: Evaluator | None
-
-
 @dataclass
 class AggregatePlan:
     """GROUP BY plan; `value_layout` maps each sink value column to ('key', i) or ('agg', j)."""
@@ -73,6 +68,33 @@ class AggregatePlan:
     value_layout: list[tuple[str, int]]
     sink_columns: tuple[Column, ...]
     extra: dict[str, object] = field(default_factory=dict)
+    # source row index of each GROUP BY expression that is a plain column reference
+    # (None for any other expression): what the batch path (batch.py) needs to read
+    group_by_columns: list[int | None] = field(default_factory=list)
+    # each value column over [group values..., aggregate results...]: set when some value is
+    # not a plain aggregate call (then `value_layout` is unused)
+    projection: list[Evaluator] | None = None
+    having: Evaluator | None = None  # over the same row; False/NULL hides the group's row
+
+    @property
+    def simple(self) -> bool:
+        """A STREAM source, plain aggregate calls as values, no HAVING (batch.py's shape)."""
+        return self.projection is None and self.having is None and self.source.kind == "STREAM"
+
+    def output(
+        self, group_key: tuple[object, ...], states: list[object] | tuple[object, ...]
+    ) -> tuple[tuple[object, ...], bool]:
+        """A group's value columns from its aggregate states, and whether HAVING keeps it."""
+        calls = self.calls
+        if self.simple:
+            return tuple([calls[j].aggregate.result(states[j]) for _, j in self.value_layout]), True
+        row = [*group_key, *[c.aggregate.result(s) for c, s in zip(calls, states, strict=True)]]
+        if self.projection is None:
+            n = len(group_key)
+            values = tuple([row[n + j] for _, j in self.value_layout])
+        else:
+            values = tuple([f(row) for f in self.projection])
+        return values, self.having is None or self.having(row) is True
 
 
 def source_scope(source: DataSource, alias: str | None = None) -> Scope:
@@ -105,12 +127,13 @@ def _next_alias(taken: set[str]) -> str:
     return name
 
 
-def _refuse_common(query: ast.Query) -> None:
+def _refuse_common(query: ast.Query, having: bool = False) -> None:
+    """Refuse what no plan runs yet (HAVING only where `having` says a plan handles it)."""
     if query.window is not None:
         raise unsupported("windowed aggregation (WINDOW clause)")
     if query.partition_by is not None:
         raise unsupported("PARTITION BY")
-    if query.having is not None:
+    if query.having is not None and not having:
         raise unsupported("HAVING")
 
 
@@ -257,7 +280,7 @@ def plan_aggregate(
     catalog: Catalog, query: ast.Query, sink_name: str
 ) -> tuple[AggregatePlan, list[str]]:
     """Plan a CTAS aggregation; returns the plan and the sink's key column names."""
-    _refuse_common(query)
+    _refuse_common(query, having=True)
     if query.limit is not None:
         raise KsqlStatementError("CREATE TABLE AS SELECT statements don't support LIMIT clause.")
     source, alias = resolve_source(catalog, query.from_)
@@ -276,60 +299,23 @@ def plan_aggregate(
                 f"Duplicate GROUP BY expression: {format_expression(group_exprs[i])}"
             )
     group_compiled: list[Compiled] = [compile_expression(g, scope, "GROUP BY") for g in group_exprs]
-
-    key_names: list[str | None] = [None] * len(group_exprs)
-    value_cols: list[tuple[str, SqlType, tuple[str, int]]] = []
-    calls: list[AggregateCall] = []
-    not_grouped: list[str] = []
-    taken: set[str] = set()
+    select: list[ast.SelectColumn] = []
     for item in query.select:
-        if not isinstance(item, ast.SelectColumn):
-            raise unsupported("SELECT * in an aggregation")
-        expr = item.expression
-        if contains_aggregate(expr, aggregates.is_aggregate):
-            if not isinstance(expr, ast.FunctionCall) or any(
-                contains_aggregate(a, aggregates.is_aggregate) for a in expr.args
-            ):
-                raise unsupported(f"expression over aggregates: {format_expression(expr)}")
-            arg_compiled = [compile_expression(a, scope, "SELECT") for a in expr.args]
-            agg = aggregates.bind(expr.name, [c.type for c in arg_compiled], expr.star)
-            argument: Evaluator | None = arg_compiled[0].fn if arg_compiled else None
-            if agg.name == "COUNT" and expr.args and isinstance(expr.args[0], ast.Literal):
-                argument = None if not isinstance(expr.args[0], ast.NullLiteral) else argument
-            name = item.alias or _next_alias(taken)
-            taken.add(name)
-            calls.append(AggregateCall(agg, argument))
-            value_cols.append((name, agg.result_type, ("agg", len(calls) - 1)))
-            continue
-        s = strip_qualifier(expr)
-        if s not in stripped:
-            if not isinstance(expr, ast.ColumnRef):
-                raise unsupported(
-                    f"non-aggregate expression in an aggregation: {format_expression(expr)}"
+        if isinstance(item, ast.AllColumns):
+            if item.source is not None and item.source not in scope.sources:
+                raise KsqlStatementError(
+                    f"'{item.source}' is not a valid stream/table name or alias."
                 )
-            not_grouped.append(format_expression(s))
-            continue
-        idx = stripped.index(s)
-        key_name = item.alias or (expr.name if isinstance(expr, ast.ColumnRef) else None)
-        name = key_name or _next_alias(taken)
-        taken.add(name)
-        if key_names[idx] is None:
-            key_names[idx] = name
+            select += [ast.SelectColumn(ast.ColumnRef(c.name)) for c in source.columns]
+        elif isinstance(item, ast.StructAllFields):
+            raise unsupported("struct field expansion (->*)")
         else:
-            raise KsqlStatementError(
-                f"The projection contains a key column more than once: `{key_names[idx]}` and "
-                f"`{name}`."
-            )
-    if not_grouped:
-        raise KsqlStatementError(
-            "Non-aggregate SELECT expression(s) not part of GROUP BY: " + ", ".join(not_grouped)
-        )
+            select.append(item)
+    out = plan_outputs(select, query.having, group_exprs, [c.type for c in group_compiled], scope)
     if not group_exprs:
         raise unsupported("aggregation without GROUP BY")
-    if not calls:
-        raise KsqlStatementError(
-            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause."
-        )
+    key_names = out.key_names
+    value_cols = out.values
     missing = [format_expression(s) for s, n in zip(stripped, key_names, strict=True) if n is None]
     if missing:
         plural = "s" if len(missing) > 1 else ""
@@ -340,30 +326,44 @@ def plan_aggregate(
             f"The query used to build `{sink_name}` must include the grouping expression{plural} "
             f"{listed} in its projection (eg, SELECT {', '.join(missing)}...)."
         )
+    if not value_cols:
+        raise KsqlStatementError("The projection contains no value columns.")
     if source.kind == "TABLE":
-        raise unsupported("aggregation over a TABLE source")
+        for call in out.calls:
+            if call.aggregate.undo is None:
+                raise unsupported(f"aggregate function {call.aggregate.name} over a TABLE source")
     key_columns = tuple(
         Column(n or "", c.type, key=True) for n, c in zip(key_names, group_compiled, strict=True)
     )
     seen: set[str] = set()
-    for name, sql_type, _ in value_cols:
+    for name, sql_type in value_cols:
         if name in seen or any(k.name == name for k in key_columns):
             raise KsqlStatementError(
                 f"Duplicate value columns found in schema: `{name}` {sql_type}"
             )
         seen.add(name)
-    sink_columns = key_columns + tuple(Column(n, t) for n, t, _ in value_cols)
+    sink_columns = key_columns + tuple(Column(n, t) for n, t in value_cols)
     where = _compile_where(query.where, scope) if query.where is not None else None
     plan = AggregatePlan(
         source=source,
         where=where,
         group_by=[c.fn for c in group_compiled],
         group_by_text=[format_expression(g) for g in group_exprs],
-        calls=calls,
-        value_layout=[layout for _, _, layout in value_cols],
+        calls=out.calls,
+        value_layout=out.value_layout or [],
         sink_columns=sink_columns,
+        group_by_columns=[_column_index(g, scope) for g in group_exprs],
+        projection=None if out.value_layout is not None else out.value_fns,
+        having=out.having,
     )
     return plan, [k.name for k in key_columns]
+
+
+def _column_index(expr: ast.Expression, scope: Scope) -> int | None:
+    """The row index `expr` reads when it is a plain column reference, else None."""
+    if not isinstance(expr, ast.ColumnRef):
+        return None
+    return scope.resolve(expr, "SELECT")[0]
 
 
 Projector = Callable[[list[object]], list[object] | None]

@@ -193,13 +193,21 @@ class _FieldReader:
 
     def _resolve(self, layout: tuple[str, ...]) -> tuple[str | None, ...]:
         """Per column, the field it reads: exact name, else last case-insensitive match."""
-        upper = {k.upper(): k for k in layout}
-        present = set(layout)
-        names = tuple(c.name if c.name in present else upper.get(c.name) for c in self.columns)
+        names = resolve_fields(self.columns, layout)
         if len(self._layouts) >= self.MAX_LAYOUTS:
             self._layouts.clear()  # bounded: a producer with ever-changing fields
         self._layouts[layout] = names
         return names
+
+
+def resolve_fields(columns: Sequence[Column], layout: tuple[str, ...]) -> tuple[str | None, ...]:
+    """Per column, the field of a JSON object with keys `layout` it reads (None: absent).
+
+    ksqlDB's lookup: the exact name, else a case-insensitive match (the last one wins).
+    """
+    upper = {k.upper(): k for k in layout}
+    present = set(layout)
+    return tuple(c.name if c.name in present else upper.get(c.name) for c in columns)
 
 
 def _struct_fields(decoded: object, columns: Sequence[Column]) -> list[object]:
@@ -337,10 +345,15 @@ def key_serde(fmt: str, columns: Sequence[Column]) -> KeySerde:
     return KEY_SERDES[fmt](columns)
 
 
-def value_serde(fmt: str, columns: Sequence[Column]) -> ValueSerde:
+def value_serde(fmt: str, columns: Sequence[Column], features: Sequence[str] = ()) -> ValueSerde:
+    """`features`: the source's value serde features (UNWRAP_SINGLES: a bare JSON value)."""
     fmt = check_format(fmt)
     if fmt == "KAFKA":
         _kafka_check(columns, "Value")
     if fmt == "DELIMITED":
         delimited.check(columns, "Value")
+    if fmt == "JSON" and "UNWRAP_SINGLES" in features:
+        from cart_pipeline.engine.runtime.wrapping import JsonUnwrappedValueSerde
+
+        return JsonUnwrappedValueSerde(columns)
     return VALUE_SERDES[fmt](columns)

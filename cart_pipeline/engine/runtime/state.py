@@ -32,6 +32,8 @@ class StoredRow(NamedTuple):
     values: tuple[object, ...]
     rowtime: int
     states: tuple[object, ...] = ()
+    # kept for its aggregate states but not in the table: HAVING is false for the group
+    hidden: bool = False
 
 
 class StateStore(Protocol):
@@ -69,6 +71,10 @@ class MemoryStore:
     def dirty_keys(self) -> list[bytes]:
         return list(self._dirty)
 
+    def dirty_items(self) -> list[tuple[bytes, StoredRow | None]]:
+        """(key, row or None for a delete) changed since the last commit, first change first."""
+        return list(self._dirty.items())
+
     def commit(self) -> None:
         committed = self._committed
         with self._lock:
@@ -84,16 +90,19 @@ class MemoryStore:
     def rollback(self) -> None:
         self._dirty.clear()
 
+    # the committed view is the table readers see: rows HAVING hides are not in it
+
     def committed_get(self, key: bytes) -> StoredRow | None:
         with self._lock:
-            return self._committed.get(key)
+            row = self._committed.get(key)
+        return None if row is None or row.hidden else row
 
     def committed_rows(self) -> Iterator[StoredRow]:
         with self._lock:
-            rows = list(self._committed.values())
+            rows = [r for r in self._committed.values() if not r.hidden]
         return iter(rows)
 
     def committed_items(self) -> list[tuple[bytes, StoredRow]]:
         """(key bytes, row) pairs of the committed view."""
         with self._lock:
-            return list(self._committed.items())
+            return [(k, r) for k, r in self._committed.items() if not r.hidden]
