@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cart_pipeline.engine import kafka
+from cart_pipeline.engine import insert_select, kafka, source_table
 from cart_pipeline.engine.catalog.model import Catalog, Column, DataSource, QueryInfo
 from cart_pipeline.engine.errors import KsqlStatementError, unsupported
 from cart_pipeline.engine.runtime.planner import (
@@ -21,6 +21,8 @@ from cart_pipeline.engine.runtime.planner import (
 )
 from cart_pipeline.engine.runtime.serde import check_format, key_serde, value_serde
 from cart_pipeline.engine.runtime.stream_planner import StreamPlan, plan_stream
+from cart_pipeline.engine.runtime.wrapping import CONFIG as WRAP_CONFIG
+from cart_pipeline.engine.runtime.wrapping import parse_flag, value_features
 from cart_pipeline.engine.sql import ast
 from cart_pipeline.engine.statement_text import format_create_as_select
 from cart_pipeline.engine.types import SqlType, check_supported
@@ -36,6 +38,7 @@ SOURCE_PROPERTIES = frozenset(
         "FORMAT",
         "PARTITIONS",
         "REPLICAS",
+        "WRAP_SINGLE_VALUE",
     }
 )
 KNOWN_PROPERTIES = SOURCE_PROPERTIES | frozenset(
@@ -195,7 +198,7 @@ def _missing_topic(stmt: ast.CreateSource, topic: str, props: dict[str, object])
         for e in stmt.elements
     )
     rest = ", ".join(
-        f"{k}='{v}'" if isinstance(v, str) else f"{k}={v}"
+        f"{k}='{v}'" if isinstance(v, str) else f"{k}={_sql_value(v)}"
         for k, v in props.items()
         if k not in ("KAFKA_TOPIC", "PARTITIONS")
     )
@@ -210,6 +213,10 @@ def _missing_topic(stmt: ast.CreateSource, topic: str, props: dict[str, object])
     )
 
 
+def _sql_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def create_source(ctx: Context, stmt: ast.CreateSource, text: str) -> dict[str, object]:
     existing = ctx.catalog.source(stmt.name)
     if existing is not None:
@@ -217,9 +224,13 @@ def create_source(ctx: Context, stmt: ast.CreateSource, text: str) -> dict[str, 
             return _warning(text, stmt.kind, stmt.name)
         if not stmt.or_replace:
             raise _exists_error(stmt.kind, stmt.name, existing)
+        if stmt.is_source or existing.is_source:
+            kind = stmt.kind.lower()
+            raise KsqlStatementError(
+                f"Cannot add {kind} '{stmt.name}': CREATE OR REPLACE is not supported on "
+                f"source {kind}s."
+            )
         raise unsupported("CREATE OR REPLACE of an existing source")
-    if stmt.is_source:
-        raise unsupported(f"CREATE SOURCE {stmt.kind}")
     props = with_clause(stmt.properties)
     topic = props.get("KAFKA_TOPIC")
     if topic is None:
@@ -235,12 +246,16 @@ def create_source(ctx: Context, stmt: ast.CreateSource, text: str) -> dict[str, 
     )
     keys = tuple(c for c in columns if c.key)
     vals = tuple(c for c in columns if not c.key)
+    features = _value_features(ctx, props, value_fmt, vals)
     key_serde(key_fmt, keys)
-    value_serde(value_fmt, vals)
+    value_serde(value_fmt, vals, features)
     admin = ctx.engine.admin
     partitions = kafka.topic_partitions(admin, topic)
     wanted = props.get("PARTITIONS")
     replicas = int(props.get("REPLICAS") or 1)  # type: ignore[call-overload]
+    if partitions is None and wanted is None and not ctx.replay:
+        # Created a moment ago by someone else? The metadata may lag: re-check, bounded.
+        partitions = kafka.settled_topic_partitions(admin, topic)
     if partitions is None:
         if wanted is None:
             raise KsqlStatementError(_missing_topic(stmt, topic, props))
@@ -264,7 +279,14 @@ def create_source(ctx: Context, stmt: ast.CreateSource, text: str) -> dict[str, 
         statement=text,
         partitions=partitions,
         replicas=replicas,
+        value_features=features,
+        is_source=stmt.is_source,
     )
+    if stmt.is_source and stmt.kind == "TABLE":
+        query_id = source_table.materialize(ctx, ctx.catalog.sources[stmt.name], text)
+        return _status(
+            ctx, text, f"table/`{stmt.name}`/create", f"Created query with ID {query_id}", query_id
+        )
     what = "Stream" if stmt.kind == "STREAM" else "Table"
     return _status(ctx, text, f"{stmt.kind.lower()}/`{stmt.name}`/create", f"{what} created")
 
@@ -293,9 +315,11 @@ def create_as_select(ctx: Context, stmt: ast.CreateAsSelect, text: str) -> dict[
             "yet support GROUP BY."
         )
     sink_keys = tuple(c for c in plan.sink_columns if c.key)
+    sink_values = tuple(c for c in plan.sink_columns if not c.key)
+    features = _value_features(ctx, props, value_fmt, sink_values)
     try:
         key_serde(key_fmt, sink_keys)
-        value_serde(value_fmt, [c for c in plan.sink_columns if not c.key])
+        value_serde(value_fmt, sink_values, features)
     except KsqlStatementError as exc:
         quoted = format_create_as_select(stmt) or text
         raise KsqlStatementError(f"{exc.message}\nStatement: {quoted}") from exc
@@ -315,6 +339,7 @@ def create_as_select(ctx: Context, stmt: ast.CreateAsSelect, text: str) -> dict[
         partitions=partitions,
         replicas=replicas,
         writer_query=query_id,
+        value_features=features,
     )
     existing_partitions = kafka.topic_partitions(ctx.engine.admin, topic)
     if existing_partitions is not None and existing_partitions != partitions:
@@ -339,6 +364,15 @@ def create_as_select(ctx: Context, stmt: ast.CreateAsSelect, text: str) -> dict[
     )
 
 
+def _value_features(
+    ctx: Context, props: dict[str, object], value_fmt: str, values: tuple[Column, ...]
+) -> tuple[str, ...]:
+    """The value's wrapping feature: WRAP_SINGLE_VALUE, else the session's config."""
+    explicit = props.get("WRAP_SINGLE_VALUE")
+    flag = None if explicit is None else parse_flag(explicit)
+    return value_features(value_fmt, values, flag, ctx.properties.get(WRAP_CONFIG))
+
+
 def _has_aggregate(query: ast.Query) -> bool:
     from cart_pipeline.engine.runtime import aggregates
     from cart_pipeline.engine.runtime.expressions import contains_aggregate
@@ -358,10 +392,14 @@ def drop_source(ctx: Context, stmt: ast.DropSource, text: str) -> dict[str, obje
             return _status(ctx, text, command_id, f"Source `{stmt.name}` does not exist.")
         what = "Stream" if stmt.kind == "STREAM" else "Table"
         raise KsqlStatementError(f"{what} {stmt.name} does not exist.")
+    if source.is_source and stmt.delete_topic:  # ksqlDB's DeleteTopicInjector, checked first
+        raise KsqlStatementError(f"Cannot delete topic for read-only source: {stmt.name}")
     if source.kind != stmt.kind:
         raise KsqlStatementError(
             f"Incompatible data source type is {source.kind}, but statement was DROP {stmt.kind}"
         )
+    if not ctx.replay:
+        insert_select.check_drop(ctx.catalog, source)
     readers = sorted(q for q in source.readers if q in ctx.catalog.queries)
     if readers:
         writers = [source.writer_query] if source.writer_query in ctx.catalog.queries else []
@@ -404,3 +442,21 @@ def terminate(ctx: Context, stmt: ast.TerminateQuery, text: str) -> dict[str, ob
         raise KsqlStatementError(f"Unknown queryId: {stmt.query_id}")
     _terminate(ctx, query_id)
     return _status(ctx, text, f"terminate/{query_id}/execute", "Query terminated.")
+
+
+def refuse_alter_of_source(catalog: Catalog, kind: str, text: str) -> None:
+    """ALTER is not run by this engine, but ksqlDB's refusal for a read-only source is kept."""
+    if kind not in ("ALTER STREAM", "ALTER TABLE"):
+        return
+    from cart_pipeline.engine.sql.lexer import TokenKind, tokenize
+
+    tokens = tokenize(text)
+    if len(tokens) < 3 or tokens[2].kind not in (TokenKind.WORD, TokenKind.QUOTED_IDENTIFIER):
+        return
+    source = catalog.source(tokens[2].value)
+    if source is not None and source.is_source and source.kind == kind.split()[1]:
+        what = source.kind.lower()
+        raise KsqlStatementError(
+            f"Cannot alter {what} '{source.name}': ALTER operations are not supported on "
+            f"source {what}s."
+        )

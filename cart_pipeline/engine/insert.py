@@ -96,6 +96,10 @@ class Inserter:
             )
         if source.writer_query is not None:
             raise KsqlStatementError(f"Cannot insert values into read-only table: {source.name}")
+        if source.is_source:
+            raise KsqlStatementError(
+                f"Cannot insert values into read-only {source.kind.lower()}: {source.name}"
+            )
         names = list(stmt.columns) or [c.name for c in source.columns]
         if len(names) != len(stmt.values):
             raise KsqlStatementError(
@@ -132,9 +136,9 @@ class Inserter:
         key = key_serde(source.key_format, source.key_columns).serialize(
             [given.get(c.name) for c in source.key_columns]
         )
-        value = value_serde(source.value_format, source.value_columns).serialize(
-            [given.get(c.name) for c in source.value_columns]
-        )
+        value = value_serde(
+            source.value_format, source.value_columns, source.value_features
+        ).serialize([given.get(c.name) for c in source.value_columns])
         ts = rowtime if rowtime is not None else int(time.time() * 1000)
         return source, key, value, ts
 

@@ -38,6 +38,8 @@ class DataSource:
     replicas: int = 1
     writer_query: str | None = None  # id of the CTAS query that materializes it
     readers: set[str] = field(default_factory=set)  # ids of queries reading it
+    value_features: tuple[str, ...] = ()  # ksqlDB's serde features: WRAP_/UNWRAP_SINGLES
+    is_source: bool = False  # CREATE SOURCE STREAM/TABLE: read-only
 
     @property
     def key_columns(self) -> tuple[Column, ...]:
