@@ -8,16 +8,20 @@ first and replayed from it on start.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from collections.abc import Iterator
 
 from confluent_kafka import TopicPartition
 
-from cart_pipeline.engine import ddl, kafka
+from cart_pipeline.engine import ddl, insert_select, kafka
 from cart_pipeline.engine.catalog.command_log import CommandLog
 from cart_pipeline.engine.catalog.model import Catalog, DataSource
+from cart_pipeline.engine.catalog.statuses import CommandStatuses
 from cart_pipeline.engine.config import DEFAULT_PROPERTIES, Config
 from cart_pipeline.engine.errors import (
+    COMMAND_QUEUE_CATCHUP_TIMEOUT,
     QUERY_ENDPOINT,
     QUERY_ENDPOINT_MESSAGE,
     KsqlError,
@@ -25,12 +29,12 @@ from cart_pipeline.engine.errors import (
     unsupported,
 )
 from cart_pipeline.engine.insert import Inserter
-from cart_pipeline.engine.runtime import processing_log, transient
+from cart_pipeline.engine.runtime import processing_log, pull_filter, transient
+from cart_pipeline.engine.runtime.health import QueryMonitor
 from cart_pipeline.engine.runtime.persistent import PersistentQuery
 from cart_pipeline.engine.runtime.planner import (
     AggregatePlan,
     ProjectionPlan,
-    is_key_lookup,
     plan_select,
 )
 from cart_pipeline.engine.runtime.stream_planner import StreamPlan
@@ -54,10 +58,12 @@ class Engine:
         self.plog = processing_log.ProcessingLog(
             config.bootstrap_servers, config.processing_log_topic
         )
+        self.statuses = CommandStatuses()
         self.ready = threading.Event()
         self.cluster_id = ""
         self._lock = threading.RLock()
         self._transient: dict[str, transient.TransientQuery] = {}
+        self.monitor = QueryMonitor(self.admin, lambda: list(self.queries.values()))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -70,6 +76,7 @@ class Engine:
             query.stop()
         self.queries.clear()
         self.catalog = Catalog()
+        self.statuses.reset()
         self.cluster_id = self.admin.describe_cluster().result(timeout=30).cluster_id or ""
         kafka.ensure_topic(self.admin, self.config.processing_log_topic, 1, 1)
         self.catalog.sources[processing_log.STREAM_NAME] = DataSource(
@@ -93,14 +100,17 @@ class Engine:
                     LOG.exception(
                         "skipping command %s on replay: %s", command.offset, command.statement
                     )
+                self.statuses.applied(command.offset)
             for query in self.queries.values():
                 query.start()
+        self.monitor.start()
         self.ready.set()
         LOG.info(
             "engine ready: %d sources, %d queries", len(self.catalog.sources), len(self.queries)
         )
 
     def close(self) -> None:
+        self.monitor.stop()
         for query in list(self.queries.values()):
             query.stop()
         for tq in list(self._transient.values()):
@@ -112,7 +122,7 @@ class Engine:
             ctx = ddl.Context(
                 self, self.catalog, dry_run=False, replay=True, properties=dict(props), seq=offset
             )
-            self._dispatch(parsed, ctx)
+            self._record_status(self._dispatch(parsed, ctx))
 
     # --- /ksql ----------------------------------------------------------------------------
 
@@ -170,8 +180,17 @@ class Engine:
                 return None
             case ast.Query():
                 raise KsqlStatementError(QUERY_ENDPOINT_MESSAGE, text, QUERY_ENDPOINT)
+            case ast.TerminateQuery(query_id=str(qid)) if push := self._live_push(qid):
+                # a push query is not a command: closed here, never written to the command topic
+                if not ctx.dry_run and not ctx.replay:
+                    self.close_query(push.query_id)
+                return entities.terminated_push_query(text, push.query_id)
             case (
-                ast.CreateSource() | ast.CreateAsSelect() | ast.DropSource() | ast.TerminateQuery()
+                ast.CreateSource()
+                | ast.CreateAsSelect()
+                | ast.DropSource()
+                | ast.TerminateQuery()
+                | ast.InsertInto()
             ):
                 return self._command(stmt, text, ctx)
             case ast.InsertValues():
@@ -179,6 +198,8 @@ class Engine:
                 if not ctx.dry_run and not ctx.replay:
                     self.inserter.send(target.topic, key_bytes, value_bytes, ts)
                 return None
+            case ast.ShowStatement(subject="QUERIES", extended=True):
+                return entities.query_descriptions(self, text)
             case ast.ShowStatement(subject=subject, all_topics=all_topics):
                 return self._show(subject, text, all_topics, ctx.properties)
             case ast.DescribeSource(name=name, extended=extended):
@@ -188,11 +209,12 @@ class Engine:
                         f"Could not find STREAM/TABLE '{name}' in the Metastore"
                     )
                 return entities.describe(self, described, text, extended)
+            case ast.Explain(query_id=str(query_id)):
+                return entities.explain(self, query_id, text)
             case ast.DescribeSources(kind=kind, extended=extended):
                 return entities.describe_all(self, kind, text, extended)
-            case ast.InsertInto():
-                raise unsupported("INSERT INTO ... SELECT")
             case ast.UnsupportedStatement(kind=kind):
+                ddl.refuse_alter_of_source(ctx.catalog, kind, stmt.text)
                 raise unsupported(kind)
             case _:
                 raise unsupported(type(stmt).__name__)
@@ -212,16 +234,46 @@ class Engine:
                 )
             finally:
                 ctx.dry_run = was
-        if not ctx.dry_run and not ctx.replay:
+        written = not ctx.dry_run and not ctx.replay
+        if written:
             ctx.seq = self.command_log.append(text, dict(ctx.properties))
+        try:
+            entity = self._apply(stmt, text, ctx)
+            if written:
+                self._record_status(entity)
+        finally:
+            if written:
+                self.statuses.applied(ctx.seq)
+        return entity
+
+    @staticmethod
+    def _apply(stmt: ast.Statement, text: str, ctx: ddl.Context) -> Entity:
         if isinstance(stmt, ast.CreateSource):
             return ddl.create_source(ctx, stmt, text)
         if isinstance(stmt, ast.CreateAsSelect):
             return ddl.create_as_select(ctx, stmt, text)
         if isinstance(stmt, ast.DropSource):
             return ddl.drop_source(ctx, stmt, text)
+        if isinstance(stmt, ast.InsertInto):
+            return insert_select.insert_into(ctx, stmt, text)
         assert isinstance(stmt, ast.TerminateQuery)
         return ddl.terminate(ctx, stmt, text)
+
+    def _record_status(self, entity: Entity | None) -> None:
+        if entity is not None and entity.get("@type") == "currentStatus":
+            status = entity["commandStatus"]
+            assert isinstance(status, dict)
+            self.statuses.put(str(entity["commandId"]), status)
+
+    def await_command(self, seq: int) -> None:
+        """Block until command `seq` has been applied (ksqlDB's `commandSequenceNumber`)."""
+        timeout = self.config.command_response_timeout_ms / 1000
+        if not self.statuses.wait_applied(seq, timeout):
+            raise KsqlError(
+                "Timed out while waiting for a previous command to execute. "
+                f"command sequence number: {seq}",
+                COMMAND_QUEUE_CATCHUP_TIMEOUT,
+            )
 
     def _show(self, subject: str, text: str, all_topics: bool, props: dict[str, str]) -> Entity:
         if subject == "STREAMS":
@@ -321,14 +373,15 @@ class Engine:
             )
         try:
             with self._lock:
+                pull_filter.check_before_planning(self.catalog, stmt, overrides)
                 plan = plan_select(self.catalog, stmt)
-            return self._start_transient(plan, stmt, overrides)
+            return self._start_transient(plan, stmt, overrides, ps.text)
         except KsqlStatementError as exc:
             exc.statement_text = exc.statement_text or ps.text
             raise
 
     def _start_transient(
-        self, plan: transient.SelectPlan, stmt: ast.Query, props: dict[str, str]
+        self, plan: transient.SelectPlan, stmt: ast.Query, props: dict[str, str], text: str
     ) -> transient.TransientQuery:
         source = plan.source
         bootstrap = self.config.bootstrap_servers
@@ -342,29 +395,59 @@ class Engine:
             )
         if stmt.emit is None:
             scan_enabled = props.get("ksql.query.pull.table.scan.enabled", "true").lower()
-            if scan_enabled == "false" and not (
-                source.kind == "TABLE" and is_key_lookup(source, stmt.where)
-            ):
+            if scan_enabled == "false" and source.kind != "TABLE":
                 raise unsupported(
                     "pull queries needing a table scan while "
                     "ksql.query.pull.table.scan.enabled=false"
                 )
             if source.kind == "TABLE":
+                pull_filter.require_lookup(source, stmt.where, props)
+            if source.kind == "TABLE":
                 query = self.queries.get(source.writer_query or "")
                 if query is None:
                     raise transient.refuse_unmaterialized(source)
                 rows = transient.table_rows(plan, query.store)
-                return transient.TransientQuery(transient.pull_query_id(), plan, True, rows)
-            tq = transient.TransientQuery(transient.pull_query_id(), plan, True, iter(()))
-            tq.rows = transient.stream_scan(bootstrap, plan, tq.closed)
+                return transient.TransientQuery(
+                    transient.pull_query_id(), plan, True, rows, statement_text=text
+                )
+            tq = transient.TransientQuery(
+                transient.pull_query_id(), plan, True, iter(()), statement_text=text
+            )
+            tq.rows = transient.stream_scan(bootstrap, plan, tq.closed, self._plog_for(tq))
             return tq
         if stmt.emit == "FINAL":
             raise unsupported("EMIT FINAL")
-        tq = transient.TransientQuery(transient.push_query_id(source), plan, False, iter(()))
+        tq = transient.TransientQuery(
+            transient.push_query_id(source), plan, False, iter(()), statement_text=text
+        )
         reset = props.get("auto.offset.reset", "latest")
-        tq.rows = transient.push_rows(bootstrap, plan, reset, tq)
+        rows = transient.push_rows(bootstrap, plan, reset, tq, self._plog_for(tq))
+        tq.rows = self._tracked(tq, rows)
         self._transient[tq.query_id] = tq
         return tq
+
+    def _plog_for(self, tq: transient.TransientQuery) -> transient.DeserializationLog:
+        return functools.partial(self.plog.deserialization_error, tq.query_id)
+
+    def _tracked(
+        self, tq: transient.TransientQuery, rows: Iterator[list[object]]
+    ) -> Iterator[list[object]]:
+        """A push query stays live (listed by SHOW QUERIES) until its consumer is closed."""
+        try:
+            yield from rows
+        finally:
+            self.forget_query(tq.query_id)
+
+    def live_push_queries(self) -> list[transient.TransientQuery]:
+        """Push queries still serving a client; closed ones are dropped (their consumer is
+        closed by the thread draining them within one poll)."""
+        live = []
+        for query_id, tq in list(self._transient.items()):
+            if tq.closed.is_set():
+                self._transient.pop(query_id, None)
+            else:
+                live.append(tq)
+        return live
 
     def close_query(self, query_id: str) -> bool:
         tq = self._transient.pop(query_id, None)
@@ -373,6 +456,11 @@ class Engine:
         tq.close()
         return True
 
+    def _live_push(self, query_id: str) -> transient.TransientQuery | None:
+        """The live push query with this id (ksqlDB's QueryId compares case-insensitively)."""
+        wanted = query_id.upper()
+        return next((q for q in self.live_push_queries() if q.query_id.upper() == wanted), None)
+
     def forget_query(self, query_id: str) -> None:
         self._transient.pop(query_id, None)
 
@@ -380,7 +468,6 @@ class Engine:
 # Properties that change results in ways the engine does not implement: refused, not ignored.
 _UNIMPLEMENTED = {
     "ksql.new.query.planner.enabled": "true",
-    "ksql.persistence.wrap.single.values": "false",
 }
 
 

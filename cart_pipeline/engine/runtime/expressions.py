@@ -312,6 +312,15 @@ def compile_expression(expr: ast.Expression, scope: Scope, clause: str = "SELECT
             result_type, impl = functions.bind(name, [c.type for c in compiled_args])
             fns = [c.fn for c in compiled_args]
             return Compiled(lambda row: impl([f(row) for f in fns]), result_type)
+        case ast.Cast(operand=operand, type=target):
+            from cart_pipeline.engine.runtime.casts import bind_cast
+
+            inner = compile_expression(operand, scope, clause)
+            cast_type, convert = bind_cast(inner.type, target)
+            if convert is None:
+                return Compiled(inner.fn, cast_type)
+            fi, conv = inner.fn, convert
+            return Compiled(lambda row: None if (v := fi(row)) is None else conv(v), cast_type)
         case _:
             raise unsupported(f"expression {type(expr).__name__} ({format_expression(expr)})")
 
