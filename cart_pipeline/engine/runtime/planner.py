@@ -216,34 +216,6 @@ def _refuse_pull_pseudo_columns(query: ast.Query) -> None:
         )
 
 
-def is_key_lookup(source: DataSource, where: ast.Expression | None) -> bool:
-    """True when WHERE pins every key column to literals (a lookup, not a table scan)."""
-    if where is None:
-        return False
-    keys = {c.name for c in source.key_columns}
-    pinned: list[str] = []
-    conjuncts = [where]
-    while conjuncts:
-        e = conjuncts.pop()
-        match e:
-            case ast.LogicalBinary(operator="AND", left=left, right=right):
-                conjuncts += [left, right]
-            case ast.Comparison(operator="=", left=ast.ColumnRef(name=n), right=r) if isinstance(
-                r, ast.Literal
-            ):
-                pinned.append(n)
-            case ast.Comparison(operator="=", left=lit, right=ast.ColumnRef(name=n)) if isinstance(
-                lit, ast.Literal
-            ):
-                pinned.append(n)
-            case ast.InList(operand=ast.ColumnRef(name=n), values=values) if all(
-                isinstance(v, ast.Literal) for v in values
-            ):
-                pinned.append(n)
-    # each key pinned exactly once; anything else ksqlDB either scans or refuses
-    return bool(keys) and keys <= set(pinned) and all(pinned.count(k) == 1 for k in keys)
-
-
 def _compile_where(expr: ast.Expression, scope: Scope) -> Evaluator:
     try:
         compiled = compile_expression(expr, scope, "WHERE")
