@@ -301,9 +301,14 @@ def plan_aggregate(
     if not value_cols:
         raise KsqlStatementError("The projection contains no value columns.")
     if source.kind == "TABLE":
-        for call in out.calls:
-            if call.aggregate.undo is None:
-                raise unsupported(f"aggregate function {call.aggregate.name} over a TABLE source")
+        # ksqlDB's SchemaKGroupedTable: functions without undo cannot follow a table's updates
+        names = list(dict.fromkeys(c.aggregate.name for c in out.calls if c.aggregate.undo is None))
+        if names:
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            raise KsqlStatementError(
+                f"The aggregation function{'s' if len(names) > 1 else ''} {listed} cannot be "
+                "applied to a table source, only to a stream source."
+            )
     key_columns = tuple(
         Column(n or "", c.type, key=True) for n, c in zip(key_names, group_compiled, strict=True)
     )
