@@ -134,4 +134,6 @@ def _read_tree(raw: bytes) -> Any:
         doc, _ = _DECODER.raw_decode(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Rejected(NOT_JSON, f"not valid JSON: {exc}") from None
+    except RecursionError:  # ~1,000 levels deep: parsers refuse it (Jackson's nesting limit)
+        raise Rejected(NOT_JSON, "not valid JSON: nested too deeply") from None
     return doc

@@ -55,6 +55,7 @@ def test_accepted_rows(raw: bytes, row: CartRow) -> None:
         (b"   ", NOT_JSON),
         (b'{"customer":"c","item":"i","qty":NaN}', NOT_JSON),
         (b"\xff\xfe\x00", NOT_JSON),
+        (b'{"customer":' + b"[" * 5000 + b"]" * 5000 + b',"item":"i","qty":1}', NOT_JSON),
         (b'[1,2]', NOT_AN_OBJECT),
         (b'"just a string"', NOT_AN_OBJECT),
         (b"42", NOT_AN_OBJECT),
