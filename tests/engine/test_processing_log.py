@@ -26,11 +26,13 @@ def _log_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         msgs = c.consume(500, 0.5)
+        # records first: the batch that carries the end-of-partition event may carry the
+        # newest records too
+        out += [orjson.loads(m.value() or b"null") for m in msgs if not m.error()]
         if any(
             (e := m.error()) is not None and e.code() == KafkaError._PARTITION_EOF for m in msgs
         ):
             break
-        out += [orjson.loads(m.value() or b"null") for m in msgs if not m.error()]
     c.close()
     return out
 

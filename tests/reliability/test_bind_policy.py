@@ -131,6 +131,7 @@ def test_stack_up_refuses_non_loopback_without_opt_in(tmp_path: Path) -> None:
 
 
 @needs_outward
+@pytest.mark.slow
 def test_stack_binds_a_non_loopback_address_with_the_opt_in(tmp_path: Path) -> None:
     """With the opt-in, the broker and the engine both start and answer on that address."""
     assert OUTWARD is not None

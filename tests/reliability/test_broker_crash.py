@@ -235,9 +235,9 @@ def _decode(key: bytes, value: bytes) -> tuple[str, str, int]:
         "mid-load",
         # Every record acknowledged, killed just before commit_transaction: the commit
         # meets a dead, then a restarting broker.
-        "before-commit",
+        pytest.param("before-commit", marks=pytest.mark.slow),
         # Killed mid-load and kept down until the load gives up: it must fail cleanly.
-        "outage",
+        pytest.param("outage", marks=pytest.mark.slow),
     ],
 )
 def test_broker_kill_9_during_a_load(broker: KafkaBroker, scenario: str) -> None:
@@ -317,6 +317,7 @@ def test_broker_kill_9_during_a_load(broker: KafkaBroker, scenario: str) -> None
     print("\nFIGURES " + " | ".join(f"{k}: {v}" for k, v in figures.items()))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_load_outliving_its_transaction_fails_clearly(broker: KafkaBroker) -> None:
     """The broker aborts a transaction open past its timeout and fences the producer: the

@@ -288,6 +288,7 @@ def _errors(result: dg.ExecuteInJobResult) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_concurrent_dagster_runs_load_and_reconcile(kafka_bootstrap: str, ksqldb_url: str) -> None:
     """Two load runs (same seed: only the run id tells them apart) and reconciliation runs,
     all at once through ``dg.materialize``: both loads commit, no check fails with ERROR."""
