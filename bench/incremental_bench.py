@@ -21,22 +21,19 @@ import time
 from typing import Any
 
 from _common import EngineProcess, fresh_broker, load_average, machine, write_results
-from reconcile_bench import wait_caught_up
+from reconcile_bench import create_pipeline, wait_caught_up
 from rich.console import Console
 from rich.table import Table
 
-from cart_pipeline.kafka_io import KafkaSettings, Topics
+from cart_pipeline.kafka_io import KafkaSettings
 from cart_pipeline.ksql import KsqlClient
 from cart_pipeline.loader import GeneratorConfig
 from cart_pipeline.loader.producer import load_events
 from cart_pipeline.pipeline.ddl import (
     CURRENT_SHOPPING_CART,
     SHOPPING_CART_EVENTS,
-    apply_source,
-    wait_until_running,
 )
 from cart_pipeline.reconcile import ReconcileSpec, SnapshotPolicy, reconcile
-from cart_pipeline.reconcile.lag import query_consumer_group
 
 TOPIC = SHOPPING_CART_EVENTS.topic
 SNAPSHOT_TOPIC = "_bench_reconcile_snapshot"
@@ -80,14 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     incremental = SnapshotPolicy(mode="incremental", topic=SNAPSHOT_TOPIC)
     with fresh_broker("incremental_bench_", console) as (broker, tmp):
         settings = KafkaSettings(broker.config.bootstrap_servers, timeout_s=60)
-        Topics(settings).ensure(TOPIC, args.partitions)
         engine = EngineProcess(broker.config.bootstrap_servers, tmp / "engine")
         try:
-            with KsqlClient(engine.url, timeout=120) as ksql:
-                apply_source(ksql, SHOPPING_CART_EVENTS)
-                apply_source(ksql, CURRENT_SHOPPING_CART)
-                query_id = wait_until_running(ksql, CURRENT_SHOPPING_CART.name, 120)
-                group = query_consumer_group(ksql.server_info().ksql_service_id, query_id)
+            group = create_pipeline(settings, engine.url, args.partitions)
 
             def load(n: int, seed: int) -> None:
                 load_events(
@@ -102,14 +94,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             console.print(f"seed (full + save): {seed_run['status']} in {seed_run['wall_s']:.2f}s")
             step = max(1, int(args.events * args.top_up))
-            for r in range(1, args.rounds + 1):
-                load(step, 100 + r)
+            for n in range(1, args.rounds + 1):
+                load(step, 100 + n)
                 inc = _timed_reconcile(settings, engine.url, spec, incremental)
                 full = _timed_reconcile(settings, engine.url, spec, None)
                 ratio = inc["wall_s"] / full["wall_s"]
                 rounds.append({"top_up": step, "incremental": inc, "full": full, "ratio": ratio})
                 console.print(
-                    f"round {r}: +{step:,} events; incremental {inc['status']} ({inc['mode']}) "
+                    f"round {n}: +{step:,} events; incremental {inc['status']} ({inc['mode']}) "
                     f"{inc['wall_s']:.2f}s reading {inc['events_read']:,}; full {full['status']} "
                     f"{full['wall_s']:.2f}s reading {full['events_read']:,}; ratio {ratio:.3f}"
                 )

@@ -123,6 +123,16 @@ print(json.dumps({
 """
 
 
+def create_pipeline(settings: KafkaSettings, ksql_url: str, partitions: int) -> str:
+    """The topic, the pipeline's own stream and CTAS; returns the CTAS query's consumer group."""
+    Topics(settings).ensure(TOPIC, partitions)
+    with KsqlClient(ksql_url, timeout=120) as ksql:
+        apply_source(ksql, SHOPPING_CART_EVENTS)
+        apply_source(ksql, CURRENT_SHOPPING_CART)
+        query_id = wait_until_running(ksql, CURRENT_SHOPPING_CART.name, 120)
+        return query_consumer_group(ksql.server_info().ksql_service_id, query_id)
+
+
 def wait_caught_up(
     settings: KafkaSettings, group: str, timeout_s: float, console: Console
 ) -> dict[str, float]:
@@ -253,14 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     started_all = time.perf_counter()
     with fresh_broker("reconcile_bench_", console) as (broker, tmp):
         settings = KafkaSettings(broker.config.bootstrap_servers, timeout_s=60)
-        Topics(settings).ensure(TOPIC, args.partitions)
         engine = EngineProcess(broker.config.bootstrap_servers, tmp / "engine")
         try:
-            with KsqlClient(engine.url, timeout=120) as ksql:
-                apply_source(ksql, SHOPPING_CART_EVENTS)
-                apply_source(ksql, CURRENT_SHOPPING_CART)
-                query_id = wait_until_running(ksql, CURRENT_SHOPPING_CART.name, 120)
-                group = query_consumer_group(ksql.server_info().ksql_service_id, query_id)
+            group = create_pipeline(settings, engine.url, args.partitions)
             loaded = 0
             for size in sizes:
                 step = size - loaded
