@@ -7,7 +7,8 @@
 
 The same generated events (one loader transaction, so read_committed readers see them only
 once committed) go to a 1-partition and a 4-partition topic. Rounds interleave: our
-recomputation on 1 partition, on 4 partitions with 1 and with 2 worker processes, and
+recomputation on 1 partition (in-process, and cut into offset ranges for 2 worker processes),
+on 4 partitions with 1 and with 2 worker processes, and
 ConsumerPerformance (Java, read_committed, no Python in the loop) on both topics; medians are
 reported. ``--prefix N`` also measures every contender on the first N events of the same
 topics (recompute up to end offsets scaled to N; ConsumerPerformance ``--messages N``).
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 rec = partial(measure_recompute, n_events=size, total=args.events)
                 contenders: dict[str, Callable[[], dict[str, float]]] = {
                     "recompute, 1 partition": partial(rec, settings, topic1, 1),
+                    "recompute, 1 partition, 2 workers": partial(rec, settings, topic1, 2),
                     "recompute, 4 partitions, 1 worker": partial(rec, settings, topic4, 1),
                     "recompute, 4 partitions, 2 workers": partial(rec, settings, topic4, 2),
                     "ConsumerPerformance, 1 partition": partial(
@@ -319,14 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios: dict[int, dict[str, float]] = {}
     for size, med in medians.items():
         if args.one_partition:
-            ratios[size] = {
-                "1 partition: recompute / ConsumerPerformance": med["recompute, 1 partition"]
-                / med["ConsumerPerformance, 1 partition"]
-            }
+            ratios[size] = {}
         else:
             ratios[size] = {
-                "1 partition: recompute / ConsumerPerformance": med["recompute, 1 partition"]
-                / med["ConsumerPerformance, 1 partition"],
                 "4 partitions, 1 worker / ConsumerPerformance": med[
                     "recompute, 4 partitions, 1 worker"
                 ]
@@ -338,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
                 "4 partitions: 2 workers / 1 worker": med["recompute, 4 partitions, 2 workers"]
                 / med["recompute, 4 partitions, 1 worker"],
             }
+        cp1 = med["ConsumerPerformance, 1 partition"]
+        ratios[size].update({
+            "1 partition: recompute / ConsumerPerformance": med["recompute, 1 partition"] / cp1,
+            "1 partition, 2 workers (offset ranges) / ConsumerPerformance":
+                med["recompute, 1 partition, 2 workers"] / cp1,
+            "1 partition: 2 workers / 1 worker":
+                med["recompute, 1 partition, 2 workers"] / med["recompute, 1 partition"],
+        })  # fmt: skip
         if "recompute, 1 partition, per-record loop" in med:
             ratios[size]["1 partition: batch fast path / per-record loop"] = (
                 med["recompute, 1 partition"] / med["recompute, 1 partition, per-record loop"]

@@ -51,11 +51,14 @@ class Recomputation:
         return sum(self.rejected.values())
 
     def merge(self, other: Recomputation) -> None:
-        """Fold another partition's result in (partitions hold disjoint customers)."""
+        """Fold in the result of another partition, or of another offset range of one."""
         for key, value in other.totals.items():
             self.totals[key] = wrap_int32(self.totals.get(key, 0) + value)
-        self.end_offsets.update(other.end_offsets)
-        self.data_ends.update(other.data_ends)
+        # Offset ranges of one partition: the furthest range's ends are the partition's.
+        for partition, end in other.end_offsets.items():
+            self.end_offsets[partition] = max(end, self.end_offsets.get(partition, 0))
+        for partition, data_end in other.data_ends.items():
+            self.data_ends[partition] = max(data_end, self.data_ends.get(partition, 0))
         self.records += other.records
         self.rejected.update(other.rejected)
         self.tombstones += other.tombstones
@@ -197,9 +200,9 @@ def recompute(
 ) -> Recomputation:
     """All partitions folded onto ``base`` totals (a snapshot) if given.
 
-    ``workers`` > 1 sums partitions in that many worker processes (``parallel.py``); 1 reads
-    them one after another in this process. None picks min(partitions, CPUs) for a
-    multi-partition read of at least ``parallel.MIN_PARALLEL_OFFSETS`` offsets, else 1.
+    ``workers`` > 1 sums partitions, or offset ranges of them, in that many worker processes
+    (``parallel.py``); 1 reads them one after another in this process. None picks one worker
+    per ``parallel.MIN_PARALLEL_OFFSETS`` offsets to read, at most one per CPU.
     """
     from cart_pipeline.reconcile import parallel  # imports this module
 

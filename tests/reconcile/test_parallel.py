@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 
@@ -162,10 +163,88 @@ def test_assign_balances_by_size() -> None:
 
 def test_default_workers() -> None:
     big = parallel.MIN_PARALLEL_OFFSETS
-    assert parallel.default_workers([(0, 0, 10 * big)], cpus=8) == 1  # one partition
-    assert parallel.default_workers([(0, 0, 10), (1, 0, 10)], cpus=8) == 1  # too small
-    two = [(0, 0, big), (1, 0, big), (2, 5, 5)]  # the empty partition needs no worker
+    assert parallel.default_workers([(0, 0, big - 1)], cpus=8) == 1  # too small: in-process
+    assert parallel.default_workers([(0, 0, 10), (1, 0, 10)], cpus=8) == 1
+    assert parallel.default_workers([(0, 0, 10 * big)], cpus=8) == 8  # one partition, cut
+    assert parallel.default_workers([(0, 0, 10 * big)], cpus=2) == 2
+    assert parallel.default_workers([(0, 0, 3 * big)], cpus=8) == 3
+    two = [(0, 0, big), (1, 0, big), (2, 5, 5)]  # the empty partition counts nothing
     assert parallel.default_workers(two, cpus=8) == 2
-    assert parallel.default_workers(two, cpus=2) == 1  # one CPU left to librdkafka
-    assert parallel.default_workers(two * 3, cpus=4) == 3
-    assert parallel.default_workers(two) == max(1, min(2, (os.cpu_count() or 1) - 1))
+    assert parallel.default_workers(two, cpus=1) == 1
+    assert parallel.default_workers(two) == max(1, min(2, os.cpu_count() or 1))
+
+
+def test_split_cuts_only_what_workers_must_share() -> None:
+    four = [(0, 0, 100), (1, 0, 100), (2, 0, 100), (3, 0, 100), (4, 7, 7)]
+    assert parallel.split(four, 2) == four[:4]  # similar partitions: none cut, empty dropped
+    assert parallel.split(four, 1) == four[:4]
+    assert parallel.split([(0, 10, 111)], 2) == [(0, 10, 60), (0, 60, 111)]
+    assert parallel.split([(0, 0, 3)], 8) == [(0, 0, 1), (0, 1, 2), (0, 2, 3)]  # not below 1
+    uneven = parallel.split([(0, 0, 1000), (1, 0, 100), (2, 0, 100)], 2)
+    assert uneven == [(0, 0, 500), (0, 500, 1000), (1, 0, 100), (2, 0, 100)]
+    for pieces in (uneven, parallel.split([(0, 5, 1234), (1, 0, 99)], 3)):
+        covered: dict[int, list[tuple[int, int]]] = {}
+        for p, lo, hi in pieces:
+            assert hi > lo
+            covered.setdefault(p, []).append((lo, hi))
+        for ranges in covered.values():  # contiguous, no gap, no overlap
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    groups = parallel.assign(uneven, 2)
+    assert sorted(sum(e - s for _, s, e in g) for g in groups) == [600, 600]
+
+
+def test_one_partition_cut_into_ranges_across_transactions(kafka_bootstrap: str) -> None:
+    """Ranges of one partition in several workers give the in-process result, with an aborted
+    and a committed transaction interleaved across every cut point."""
+    settings = KafkaSettings(kafka_bootstrap, timeout_s=20)
+    topic = f"t_parallel_ranges_{random.Random().getrandbits(48):012x}"
+    Topics(settings).ensure(topic, 1)
+    rng = random.Random(11)
+
+    def event() -> bytes:
+        return (f'{{"customer":"c{rng.randrange(30)}","item":"i{rng.randrange(4)}",'
+                f'"qty":{rng.choice([1, 2, 5, -1])}}}').encode()  # fmt: skip
+
+    expected: dict[tuple[str, str], int] = {}
+
+    def count(value: bytes) -> None:
+        doc = orjson.loads(value)
+        key = (doc["customer"], doc["item"])
+        expected[key] = expected.get(key, 0) + doc["qty"]
+
+    plain = Producer(settings.producer_config())
+    for _ in range(300):
+        value = event()
+        plain.produce(topic, value, partition=0)
+        count(value)
+    assert plain.flush(20) == 0
+    aborted = Producer(settings.producer_config(transactional_id=f"{topic}-a"))
+    committed = Producer(settings.producer_config(transactional_id=f"{topic}-c"))
+    for txn in (aborted, committed):
+        txn.init_transactions(20)
+        txn.begin_transaction()
+    for _ in range(40):  # the two transactions' records interleave in the log
+        for txn, keep in ((aborted, False), (committed, True)):
+            for _ in range(5):
+                value = event()
+                txn.produce(topic, value, partition=0)
+                if keep:
+                    count(value)
+            txn.flush(20)
+    aborted.abort_transaction(20)
+    committed.commit_transaction(20)
+    for _ in range(300):
+        value = event()
+        plain.produce(topic, value, partition=0)
+        count(value)
+    assert plain.flush(20) == 0
+    snapshot = Topics(settings).end_offsets(topic)
+
+    one = recompute(settings, topic, snapshot, workers=1)
+    assert one.totals == expected
+    assert one.records == 300 + 200 + 300
+    for workers in (2, 3):
+        pieces = parallel.split(parallel.to_slices(snapshot), workers)
+        assert len(pieces) == workers and all(p == 0 for p, _, _ in pieces)
+        many = recompute(settings, topic, snapshot, workers=workers)
+        assert _fields(many) == _fields(one)
