@@ -16,6 +16,9 @@ incremental / full per round is the figure; the target is <= 0.05. Both must mat
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import statistics
 import time
 from typing import Any
@@ -40,16 +43,29 @@ SNAPSHOT_TOPIC = "_bench_reconcile_snapshot"
 
 
 def _timed_reconcile(
-    settings: KafkaSettings, url: str, spec: ReconcileSpec, policy: SnapshotPolicy | None
+    settings: KafkaSettings,
+    url: str,
+    spec: ReconcileSpec,
+    policy: SnapshotPolicy | None,
+    profile: bool = False,
 ) -> dict[str, Any]:
+    profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
     with KsqlClient(url, timeout=600) as ksql:
+        if profiler:
+            profiler.enable()
         result = (
             reconcile(settings, ksql, spec)
             if policy is None
             else reconcile(settings, ksql, spec, policy)
         )
+        if profiler:
+            profiler.disable()
     summary = result.summary()
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
+        print(out.getvalue())
     return {
         "wall_s": time.perf_counter() - started,
         "status": result.status,
@@ -68,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--catch-up-timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the last round's incremental run"
+    )
     args = parser.parse_args(argv)
     console = Console(width=150)
     info = machine()
@@ -96,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             step = max(1, int(args.events * args.top_up))
             for n in range(1, args.rounds + 1):
                 load(step, 100 + n)
-                inc = _timed_reconcile(settings, engine.url, spec, incremental)
+                profile = args.profile and n == args.rounds
+                inc = _timed_reconcile(settings, engine.url, spec, incremental, profile)
                 full = _timed_reconcile(settings, engine.url, spec, None)
                 ratio = inc["wall_s"] / full["wall_s"]
                 rounds.append({"top_up": step, "incremental": inc, "full": full, "ratio": ratio})
