@@ -11,7 +11,8 @@
 5. Keys changed by events after the snapshot (a load running meanwhile) may already be in the
    served totals; they are set aside as *in flight* rather than reported as mismatches.
 6. Compare per key: missing in ksqlDB, extra in ksqlDB, different totals.
-7. On a match, persist the recomputed totals as the new snapshot (``store.py``).
+7. On a match, persist the recomputed totals as the new snapshot (``store.py``): after an
+   incremental run, only the keys it touched, as a delta on the snapshot it started from.
 
 The trade-off of the incremental comparison: it checks every key with a new event and every
 row ksqlDB re-emitted, never the rest. A served total that drifts *without* any changelog
@@ -153,6 +154,9 @@ class ReconciliationResult:
             "reconcile_seconds": round(sum(self.timings.values()), 3),
             "snapshot_persisted": self.saved is not None,
         }
+        if self.saved is not None:
+            out["snapshot_written"] = f"{self.saved.kind} ({self.saved.keys} keys)"
+            out["snapshot_segments"] = self.saved.segments
         if self.served_reason:
             out["served_reason"] = self.served_reason
         if self.snapshot_age_s is not None:
@@ -339,7 +343,9 @@ def _reconcile(
             since = sink_now if after == snapshot and sink_now is not None else sink
             if since.topic_id != sink.topic_id:
                 since = sink
-            result.saved = store.save(_next_snapshot(result, state, since, now))
+            # After an incremental run only the keys with new events can have changed.
+            following = _next_snapshot(result, state, since, now)
+            result.saved = store.save(following, base=result.base, changed=touched or ())
         except (KafkaIOError, ValueError) as exc:
             result.save_note = f"not persisted: {exc}"
         timings["snapshot_save_s"] = time.monotonic() - started

@@ -4,9 +4,12 @@ Event sourcing's snapshot, used to keep reconciliation cheap: after a run matche
 recomputed from the log (the truth, independent of ksqlDB) are kept with the end offsets they
 cover, so the next run reads only the events after them and folds them in.
 
-Encoded as chunk records (JSON ``[[customer, item, total], ...]``) and one manifest (JSON):
-offsets, counters, what the served side looked like, and a SHA-256 over the manifest body and
-every chunk's bytes, so a damaged or forged record is detected ("corrupt") instead of trusted.
+Encoded as chunk records (columnar JSON, below) in *segments*, and one manifest (JSON):
+offsets, counters, what the served side looked like, the segments, and a SHA-256 over the
+manifest body and every chunk's bytes, so a damaged or forged record is detected ("corrupt")
+instead of trusted. The first segment holds every key (the *base*, written by a full save);
+each further one holds only the keys an incremental run changed (a *delta*), applied in order
+— so a run after 1 % more events writes ~1 % of the keys, not all of them.
 This module has no Kafka I/O (``store.py`` has); it encodes, decodes and judges validity.
 """
 
@@ -23,7 +26,8 @@ import orjson
 from cart_pipeline.reconcile.compare import CartKey
 
 #: Bumped when the encoding changes; another version is treated as unusable (full run).
-VERSION = 1
+#: 2: segments (a base and deltas) instead of one run of chunks.
+VERSION = 2
 #: Keys per chunk record before size splitting (~20 bytes each, dictionary-encoded).
 CHUNK_KEYS = 16384
 #: A chunk record stays below this (the broker's default max message size is 1 MB).
@@ -53,6 +57,24 @@ class TopicState:
     ends: dict[int, int]
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Where one segment's chunk records are: keys ``<prefix><n>`` at offsets first..last."""
+
+    prefix: str
+    first: int
+    last: int
+    chunks: int
+    #: Keys encoded in the segment (a delta's count decides when to write a new base).
+    keys: int
+    #: ``segment_digest`` of its chunks: a later manifest names the segment without its bytes.
+    digest: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "first": self.first, "last": self.last,
+                "chunks": self.chunks, "keys": self.keys, "digest": self.digest}  # fmt: skip
+
+
 @dataclass
 class Snapshot:
     """Per-key totals of ``source_topic`` as of ``offsets``, verified by a matching run."""
@@ -78,6 +100,8 @@ class Snapshot:
     sink_topic: str = ""
     sink_topic_id: str = ""
     sink_offsets: dict[int, int] = field(default_factory=dict)
+    #: Where a loaded snapshot is stored (base first); empty for one not read from a topic.
+    segments: list[Segment] = field(default_factory=list, compare=False)
 
     @property
     def rejected_total(self) -> int:
@@ -155,7 +179,7 @@ def _decode_chunk(raw: bytes, into: dict[CartKey, int]) -> None:
     into.update(zip(keys, totals, strict=True))
 
 
-def manifest_body(snapshot: Snapshot, chunks: int, chunk_first: int, chunk_last: int) -> dict:
+def manifest_body(snapshot: Snapshot, segments: Sequence[Segment]) -> dict:
     """Everything but the checksum, JSON-ready (partition numbers as strings)."""
 
     def offsets(values: Mapping[int, int]) -> dict[str, int]:
@@ -168,9 +192,7 @@ def manifest_body(snapshot: Snapshot, chunks: int, chunk_first: int, chunk_last:
         "offsets": offsets(snapshot.offsets),
         "data_ends": offsets(snapshot.data_ends),
         "keys": len(snapshot.totals),
-        "chunks": chunks,
-        "chunk_first": chunk_first,
-        "chunk_last": chunk_last,
+        "segments": [segment.as_json() for segment in segments],
         "records": snapshot.records,
         "rejected": dict(sorted(snapshot.rejected.items())),
         "tombstones": snapshot.tombstones,
@@ -185,16 +207,22 @@ def manifest_body(snapshot: Snapshot, chunks: int, chunk_first: int, chunk_last:
     }
 
 
-def checksum(body: Mapping[str, Any], chunks: Sequence[bytes]) -> str:
-    digest = hashlib.sha256(orjson.dumps(dict(body), option=orjson.OPT_SORT_KEYS))
+def segment_digest(chunks: Sequence[bytes]) -> str:
+    """SHA-256 over a segment's chunk records, each length-prefixed."""
+    digest = hashlib.sha256()
     for chunk in chunks:
         digest.update(len(chunk).to_bytes(8, "big"))
         digest.update(chunk)
     return digest.hexdigest()
 
 
-def encode_manifest(body: Mapping[str, Any], chunks: Sequence[bytes]) -> bytes:
-    return orjson.dumps({**body, "checksum": checksum(body, chunks)})
+def checksum(body: Mapping[str, Any]) -> str:
+    """SHA-256 over the manifest body, which holds each segment's digest."""
+    return hashlib.sha256(orjson.dumps(dict(body), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def encode_manifest(body: Mapping[str, Any]) -> bytes:
+    return orjson.dumps({**body, "checksum": checksum(body)})
 
 
 def decode_manifest(raw: bytes | None) -> dict[str, Any]:
@@ -207,22 +235,56 @@ def decode_manifest(raw: bytes | None) -> dict[str, Any]:
         raise SnapshotCorrupt("unreadable manifest: not a JSON object")
     if doc.get("version") != VERSION:
         raise SnapshotUnusable(f"snapshot format version {doc.get('version')!r} is not {VERSION}")
-    required = set(manifest_body(Snapshot("", "", {}, {}, {}), 0, 0, 0)) | {"checksum"}
+    required = set(manifest_body(Snapshot("", "", {}, {}, {}), [])) | {"checksum"}
     if missing := sorted(required - doc.keys()):
         raise SnapshotCorrupt(f"manifest lacks {', '.join(missing)}")
     return doc
 
 
-def decode_snapshot(manifest: Mapping[str, Any], chunks: Sequence[bytes]) -> Snapshot:
-    """Check the checksum and counts, then build the snapshot; raises SnapshotCorrupt."""
+def manifest_segments(manifest: Mapping[str, Any]) -> list[Segment]:
+    """The manifest's segments, in the order they apply; raises SnapshotCorrupt."""
+    try:
+        segments = [
+            Segment(
+                str(s["prefix"]), s["first"], s["last"], s["chunks"], s["keys"], str(s["digest"])
+            )
+            for s in manifest["segments"]
+        ]
+    except (TypeError, KeyError) as exc:
+        raise SnapshotCorrupt(f"malformed segments: {exc}") from None
+    previous_last = -1
+    for segment in segments:
+        numbers = (segment.first, segment.last, segment.chunks, segment.keys)
+        if not all(type(n) is int and n >= 0 for n in numbers) or (
+            segment.chunks and not previous_last < segment.first <= segment.last
+        ):
+            raise SnapshotCorrupt(f"segment {segment} is not a range after the one before")
+        previous_last = segment.last if segment.chunks else previous_last
+    return segments
+
+
+def decode_snapshot(manifest: Mapping[str, Any], chunks: Sequence[Sequence[bytes]]) -> Snapshot:
+    """Check the checksum and counts, then build the snapshot; raises SnapshotCorrupt.
+
+    ``chunks``: per segment of the manifest, its chunk records in order.
+    """
     body = {k: v for k, v in manifest.items() if k != "checksum"}
-    if len(chunks) != manifest["chunks"]:
-        raise SnapshotCorrupt(f"{len(chunks)} of {manifest['chunks']} chunks found")
-    if checksum(body, chunks) != manifest["checksum"]:
-        raise SnapshotCorrupt("checksum mismatch")
+    if checksum(body) != manifest["checksum"]:
+        raise SnapshotCorrupt("checksum mismatch (manifest)")
+    segments = manifest_segments(manifest)
+    if len(chunks) != len(segments):
+        raise SnapshotCorrupt(f"chunks of {len(chunks)} of {len(segments)} segments found")
+    for segment, found in zip(segments, chunks, strict=True):
+        if len(found) != segment.chunks:
+            raise SnapshotCorrupt(
+                f"{len(found)} of {segment.chunks} chunks found ({segment.prefix}*)"
+            )
+        if segment_digest(found) != segment.digest:
+            raise SnapshotCorrupt(f"checksum mismatch (chunks {segment.prefix}*)")
+    flat = [chunk for found in chunks for chunk in found]
     totals: dict[CartKey, int] = {}
     try:
-        for chunk in chunks:
+        for chunk in flat:  # the base, then each delta over it
             _decode_chunk(chunk, totals)
         snapshot = Snapshot(
             source_topic=body["source_topic"],
@@ -241,6 +303,7 @@ def decode_snapshot(manifest: Mapping[str, Any], chunks: Sequence[bytes]) -> Sna
             sink_topic=str(body["sink_topic"]),
             sink_topic_id=str(body["sink_topic_id"]),
             sink_offsets=_partitions(body["sink_offsets"]),
+            segments=segments,
         )
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         # A checksum over well-formed garbage still passes: the content must parse too.

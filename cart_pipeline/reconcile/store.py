@@ -2,16 +2,24 @@
 
 The snapshot lives in a compacted Kafka topic (default ``_cart_reconcile_snapshot.<topic>``),
 not on local disk: Dagster runs may execute on different machines, and a topic works the same
-on the embedded broker, docker-compose and Confluent Cloud. One snapshot is one transaction —
-its chunk records (keys ``chunk/<n>``), then the manifest (key ``manifest``) naming the chunks'
-offset range and a checksum — so a reader never sees half a snapshot, and compaction keeps
-the latest of each key, which bounds the topic to about one snapshot.
+on the embedded broker, docker-compose and Confluent Cloud. One save is one transaction —
+chunk records, then the manifest (key ``manifest``) naming every segment's offset range and a
+checksum — so a reader never sees half a snapshot.
+
+A full save writes the base (keys ``chunk/<n>``); an incremental run that starts from a loaded
+snapshot writes only a delta of the keys it changed (keys ``delta/<slot>/<n>``, slot = its
+place in the chain) and a manifest naming the base and every delta so far. A new base is
+written when the chain reaches ``MAX_DELTAS`` or its deltas hold more keys than
+``DELTA_MAX_SHARE`` of the base (loading would then cost more than a base does). Compaction
+keeps the latest record of each key; keys are reused only by a later base or chain, after
+the manifest that named the old records was superseded — so the topic stays bounded at about
+one base and one chain.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -28,7 +36,9 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from cart_pipeline.kafka_io import KafkaSettings, KafkaUnavailable, TopicNotFound
 from cart_pipeline.kafka_io.transactional import TransactionalProducer
+from cart_pipeline.reconcile.compare import CartKey
 from cart_pipeline.reconcile.snapshot import (
+    Segment,
     Snapshot,
     SnapshotCorrupt,
     SnapshotUnusable,
@@ -38,10 +48,16 @@ from cart_pipeline.reconcile.snapshot import (
     encode_chunks,
     encode_manifest,
     manifest_body,
+    manifest_segments,
+    segment_digest,
 )
 
 MANIFEST_KEY = b"manifest"
-CHUNK_PREFIX = b"chunk/"
+BASE_PREFIX = "chunk/"
+#: Deltas a chain holds before a save writes a new base instead.
+MAX_DELTAS = 16
+#: A chain whose deltas hold more keys than this share of the base's gets a new base.
+DELTA_MAX_SHARE = 0.5
 #: consume() returns at its record count or this timeout; reads here are short, so keep the
 #: wait for a partial batch short too (an idle partition still ends the read via position).
 POLL_TIMEOUT_S = 0.01
@@ -183,6 +199,12 @@ class SavedSnapshot:
     manifest_offset: int
     chunks: int
     bytes: int
+    #: "base" (every key) or "delta" (the changed keys, on the loaded snapshot's segments).
+    kind: str = "base"
+    #: Keys written by this save.
+    keys: int = 0
+    #: Segments the snapshot now has (1: a base alone).
+    segments: int = 1
 
 
 class SnapshotStore:
@@ -217,20 +239,28 @@ class SnapshotStore:
         if found is None:
             raise SnapshotUnusable("no snapshot")
         manifest = decode_manifest(found.value())
-        first, last, n = manifest["chunk_first"], manifest["chunk_last"], manifest["chunks"]
-        chunks: dict[int, bytes] = {}
-        if n:
-            if not (isinstance(first, int) and isinstance(last, int) and low <= first <= last):
-                raise SnapshotCorrupt(f"chunk offsets {first!r}..{last!r} are not in the topic")
+        segments = manifest_segments(manifest)
+        stored = [segment for segment in segments if segment.chunks]
+        chunks: dict[Segment, dict[int, bytes]] = {segment: {} for segment in segments}
+        if stored:
+            first, last = stored[0].first, stored[-1].last
+            if first < low:
+                raise SnapshotCorrupt(f"chunk offsets from {first} are no longer in the topic")
+            # One read over the base and the deltas; records between them (earlier manifests,
+            # superseded deltas) belong to no segment's range and are passed over.
             for msg in reader.read(self.topic, 0, first, last + 1):
-                key = msg.key() or b""
-                if key.startswith(CHUNK_PREFIX):
-                    suffix = key[len(CHUNK_PREFIX) :]
-                    index = int(suffix) if suffix.isdigit() else -1
-                    if index in chunks or not 0 <= index < n:
-                        raise SnapshotCorrupt(f"unexpected chunk record {key!r}")
-                    chunks[index] = msg.value() or b""
-        return decode_snapshot(manifest, [chunks[i] for i in sorted(chunks)])
+                offset = msg.offset() or 0
+                segment = next((s for s in stored if s.first <= offset <= s.last), None)
+                if segment is None:
+                    continue
+                key = (msg.key() or b"").decode("utf-8", "replace")
+                suffix = key[len(segment.prefix) :] if key.startswith(segment.prefix) else ""
+                index = int(suffix) if suffix.isdigit() else -1
+                if index in chunks[segment] or not 0 <= index < segment.chunks:
+                    raise SnapshotCorrupt(f"unexpected chunk record {key!r} at offset {offset}")
+                chunks[segment][index] = msg.value() or b""
+        found_chunks = [[c[i] for i in sorted(c)] for c in chunks.values()]
+        return decode_snapshot(manifest, found_chunks)
 
     def ensure_topic(self) -> None:
         admin = AdminClient(self.settings.client_config())
@@ -243,23 +273,53 @@ class SnapshotStore:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise KafkaUnavailable(f"could not create topic: {exc}", topic=self.topic) from None
 
-    def save(self, snapshot: Snapshot) -> SavedSnapshot:
-        """Write ``snapshot`` in one transaction: chunks, then the manifest naming them."""
+    def save(
+        self,
+        snapshot: Snapshot,
+        base: Snapshot | None = None,
+        changed: Collection[CartKey] = (),
+    ) -> SavedSnapshot:
+        """Write ``snapshot`` in one transaction: chunks, then the manifest naming them.
+
+        With ``base`` (the loaded snapshot ``snapshot`` continues) and ``changed`` (every key
+        whose total may differ from the base's), only those keys are written, as a delta on
+        the base's segments — unless the chain is due a new base (see the module docstring).
+        """
         self.ensure_topic()
-        chunks = encode_chunks(snapshot.totals)
-        keys = [CHUNK_PREFIX + str(n).encode() for n in range(len(chunks))]
+        if base is not None and self._delta_fits(base, changed):
+            prefix = f"delta/{len(base.segments) - 1}/"
+            totals = {key: snapshot.totals[key] for key in changed}
+            kept = list(base.segments)
+        else:
+            prefix, totals, kept = BASE_PREFIX, snapshot.totals, []
+        chunks = encode_chunks(totals)
+        keys = [f"{prefix}{n}".encode() for n in range(len(chunks))]
         # A stable id per source topic: a concurrent writer is fenced, never interleaved.
         txn_id = f"cart_pipeline-reconcile-snapshot.{self.source_topic}"
         with TransactionalProducer(
             self.settings, self.topic, transactional_id=txn_id, **{"linger.ms": 5}
         ) as txn:
-            first = last = -1
+            first = last = 0
             if chunks:
                 txn.produce(keys, chunks)
                 txn.flush()
                 written = txn.tracker.ranges()[0]
                 first, last = written.first, written.last
-            body = manifest_body(snapshot, len(chunks), first, last)
-            txn.produce([MANIFEST_KEY], [encode_manifest(body, chunks)])
+            written_segment = Segment(
+                prefix, first, last, len(chunks), len(totals), segment_digest(chunks)
+            )
+            segments = [*kept, written_segment]
+            txn.produce([MANIFEST_KEY], [encode_manifest(manifest_body(snapshot, segments))])
             ranges = txn.commit()
-        return SavedSnapshot(self.topic, ranges[0].last, len(chunks), sum(map(len, chunks)))
+        return SavedSnapshot(
+            self.topic, ranges[0].last, len(chunks), sum(map(len, chunks)),
+            kind="base" if prefix == BASE_PREFIX else "delta", keys=len(totals),
+            segments=len(segments),
+        )  # fmt: skip
+
+    @staticmethod
+    def _delta_fits(base: Snapshot, changed: Collection[CartKey]) -> bool:
+        if not base.segments or len(base.segments) - 1 >= MAX_DELTAS:
+            return False
+        in_deltas = sum(s.keys for s in base.segments[1:]) + len(changed)
+        return in_deltas <= DELTA_MAX_SHARE * base.segments[0].keys

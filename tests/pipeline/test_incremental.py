@@ -104,6 +104,7 @@ def test_first_run_is_full_and_persists_the_truth(
     assert meta["mode_reason"] == "full: no snapshot (no snapshot topic yet)"
     assert meta["events_read"] == meta["events_total"] == 3000
     assert meta["snapshot_persisted"] is True
+    assert meta["snapshot_written"] == f"base ({len(truth())} keys)"
     snap = stored(settings)
     assert snap.totals == truth(), "the snapshot holds the generator's truth"
     assert snap.offsets == end_offsets(settings) and snap.records == 3000
@@ -125,6 +126,9 @@ def test_one_percent_more_reads_only_the_new_events(
     assert 0 < meta["keys_compared"] <= 30 and meta["served_keys"] < len(truth())
     assert meta["start_offsets"] == {str(p): o for p, o in before.offsets.items()}
     assert meta["snapshot_age_s"] >= 0
+    # Only the touched keys were written, as a delta on the base.
+    assert meta["snapshot_written"] == f"delta ({meta['keys_compared']} keys)"
+    assert meta["snapshot_segments"] == 2
     snap = stored(settings)
     assert snap.totals == truth() and snap.records == 3030
     assert snap.offsets == end_offsets(settings) and snap.runs_since_full == 1

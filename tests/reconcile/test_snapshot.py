@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient
 
 from cart_pipeline.kafka_io import KafkaSettings, Topics
 from cart_pipeline.reconcile import snapshot as codec
+from cart_pipeline.reconcile import store as store_module
 from cart_pipeline.reconcile.snapshot import (
     Snapshot,
     SnapshotCorrupt,
@@ -106,24 +107,116 @@ def test_forged_manifest_fails_the_checksum(settings: KafkaSettings, unique_name
             store.load(reader)
 
 
+def _segment(prefix: str, first: int, chunks: list[bytes], keys: int) -> codec.Segment:
+    last = first + max(0, len(chunks) - 1)
+    return codec.Segment(prefix, first, last, len(chunks), keys, codec.segment_digest(chunks))
+
+
 def test_codec_detects_damaged_chunks() -> None:
     snap = make_snapshot("t", keys=50)
     chunks = codec.encode_chunks(snap.totals)
-    body = codec.manifest_body(snap, len(chunks), 5, 5 + len(chunks) - 1)
-    manifest = codec.decode_manifest(codec.encode_manifest(body, chunks))
-    assert codec.decode_snapshot(manifest, chunks) == snap
+    body = codec.manifest_body(snap, [_segment("chunk/", 5, chunks, len(snap.totals))])
+    manifest = codec.decode_manifest(codec.encode_manifest(body))
+    assert codec.decode_snapshot(manifest, [chunks]) == snap
     damaged = [chunks[0].replace(b"-5", b"-6", 1), *chunks[1:]]
     with pytest.raises(SnapshotCorrupt, match="checksum"):
-        codec.decode_snapshot(manifest, damaged)
+        codec.decode_snapshot(manifest, [damaged])
     with pytest.raises(SnapshotCorrupt, match="chunks found"):
-        codec.decode_snapshot(manifest, chunks + chunks)
+        codec.decode_snapshot(manifest, [chunks + chunks])
+    with pytest.raises(SnapshotCorrupt, match="segments found"):
+        codec.decode_snapshot(manifest, [chunks, chunks])
     # A consistent checksum over content that is not totals is still refused.
     for bad in (b'[["only two", 1]]', b'{"c": ["a"], "i": ["b"], "ci": [-1], "ii": [0], "t": [1]}',
                 b'{"c": ["a"], "i": ["b"], "ci": [0], "ii": [0], "t": [true]}',
                 b'{"c": ["a"], "i": ["b"], "ci": [0], "ii": [1], "t": [1]}'):  # fmt: skip
-        body = codec.manifest_body(dataclasses.replace(snap, totals={("a", "b"): 1}), 1, 0, 0)
+        one = dataclasses.replace(snap, totals={("a", "b"): 1})
+        body = codec.manifest_body(one, [_segment("chunk/", 0, [bad], 1)])
         with pytest.raises(SnapshotCorrupt, match="malformed"):
-            codec.decode_snapshot(codec.decode_manifest(codec.encode_manifest(body, [bad])), [bad])
+            codec.decode_snapshot(codec.decode_manifest(codec.encode_manifest(body)), [[bad]])
+
+
+def test_codec_applies_deltas_in_order() -> None:
+    snap = make_snapshot("t", keys=30)
+    base = codec.encode_chunks(snap.totals)
+    first = codec.encode_chunks({("customer 1", "item 1"): 100, ("new", "key"): 1})
+    second = codec.encode_chunks({("customer 1", "item 1"): 7})
+    expected = {**snap.totals, ("customer 1", "item 1"): 7, ("new", "key"): 1}
+    segments = [_segment("chunk/", 3, base, len(snap.totals)), _segment("delta/0/", 20, first, 2),
+                _segment("delta/1/", 40, second, 1)]  # fmt: skip
+    body = codec.manifest_body(dataclasses.replace(snap, totals=expected), segments)
+    loaded = codec.decode_snapshot(codec.decode_manifest(codec.encode_manifest(body)),
+                                   [base, first, second])  # fmt: skip
+    assert loaded.totals == expected and loaded.segments == segments
+    # Segments out of order (a delta before its base) are refused, not applied.
+    backwards = codec.manifest_body(snap, [segments[1], segments[0]])
+    with pytest.raises(SnapshotCorrupt, match="not a range after"):
+        codec.decode_snapshot(codec.decode_manifest(codec.encode_manifest(backwards)),
+                              [first, base])  # fmt: skip
+
+
+def test_delta_chain_through_the_topic(
+    settings: KafkaSettings, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Incremental saves write only the changed keys; loads see base + deltas, exactly; the
+    chain starts over with a new base at its length or share limit."""
+    monkeypatch.setattr(store_module, "MAX_DELTAS", 3)
+    store = SnapshotStore(settings, unique_name, topic=f"_snap_{unique_name}")
+    current = make_snapshot(unique_name, keys=2_000)
+    saved = store.save(current)
+    assert (saved.kind, saved.keys, saved.segments) == ("base", 2_002, 1)
+    kinds = []
+    for n in range(5):
+        with LogReader(settings) as reader:
+            loaded = store.load(reader)
+        assert loaded == current and loaded.totals == current.totals
+        changed = {(f"customer {n % 7}", f"item {m}") for m in range(n, 2_000, 7 * 25)}
+        changed |= {(f"run {n}", "brand new")}
+        totals = dict(current.totals)
+        totals.update({key: n * 1000 + len(key[1]) for key in changed})
+        current = dataclasses.replace(loaded, totals=totals, records=loaded.records + 1)
+        saved = store.save(current, base=loaded, changed=changed)
+        kinds.append((saved.kind, saved.segments))
+        if saved.kind == "delta":
+            assert saved.keys == len(changed) < 20
+    # Base, then 3 deltas (MAX_DELTAS), then a new base and a delta on it.
+    assert kinds == [("delta", 2), ("delta", 3), ("delta", 4), ("base", 1), ("delta", 2)]
+    with LogReader(settings) as reader:
+        assert store.load(reader) == current
+
+    # More changed keys than DELTA_MAX_SHARE of the base: a new base instead.
+    with LogReader(settings) as reader:
+        loaded = store.load(reader)
+    everything = set(loaded.totals)
+    assert store.save(loaded, base=loaded, changed=everything).kind == "base"
+    with LogReader(settings) as reader:
+        assert store.load(reader) == loaded
+
+
+def test_damaged_delta_is_corrupt(settings: KafkaSettings, unique_name: str) -> None:
+    store = SnapshotStore(settings, unique_name, topic=f"_snap_{unique_name}")
+    store.save(make_snapshot(unique_name, keys=100))
+    with LogReader(settings) as reader:
+        loaded = store.load(reader)
+    changed = {("customer 1", "item 1")}
+    store.save(dataclasses.replace(loaded, totals={**loaded.totals, ("customer 1", "item 1"): 5}),
+               base=loaded, changed=changed)  # fmt: skip
+    with LogReader(settings) as reader:
+        state = reader.state(store.topic)
+        records = list(reader.read(store.topic, 0, 0, state.ends[0]))
+    delta = next(m for m in records if (m.key() or b"").startswith(b"delta/0/"))
+    manifest = records[-1]
+    assert manifest.key() == MANIFEST_KEY
+    # The same records again, the delta's bytes altered: the manifest names the new offsets
+    # (so only the content is wrong).
+    doc = orjson.loads(manifest.value() or b"")
+    _produce(settings, store.topic, delta.key() or b"", (delta.value() or b"").replace(b"5", b"6"))
+    with LogReader(settings) as reader:
+        end = reader.state(store.topic).ends[0]
+    doc["segments"][1]["first"] = doc["segments"][1]["last"] = end - 1
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    _produce(settings, store.topic, MANIFEST_KEY, codec.encode_manifest(body))
+    with LogReader(settings) as reader, pytest.raises(SnapshotCorrupt, match="checksum mismatch"):
+        store.load(reader)
     with pytest.raises(SnapshotCorrupt, match="lacks"):
         codec.decode_manifest(json.dumps({"version": codec.VERSION}).encode())
 
