@@ -117,6 +117,7 @@ class TransactionalProducer:
         *,
         transactional_id: str,
         transaction_timeout_s: float = 60.0,
+        partitions: int | None = None,
         **overrides: Any,
     ) -> None:
         if not transactional_id:
@@ -127,6 +128,8 @@ class TransactionalProducer:
                 f"(the broker's default transaction.max.timeout.ms), got {transaction_timeout_s}"
             )
         self.settings, self.topic, self.transactional_id = settings, topic, transactional_id
+        #: Known by a caller that just read or created the topic: ``begin`` skips describing it.
+        self.partitions = partitions
         self.transaction_timeout_s = transaction_timeout_s
         txn_ms = int(transaction_timeout_s * 1000)
         base = settings.producer_config(transactional_id=transactional_id)
@@ -176,13 +179,16 @@ class TransactionalProducer:
 
     def begin(self) -> None:
         """Check the topic, fence predecessors with this id, open the transaction."""
-        info = Topics(self.settings).describe(self.topic)  # retries a leader not yet elected
-        if info is None:
-            raise TopicNotFound(
-                "topic does not exist (create it first; loads never auto-create topics)",
-                topic=self.topic,
-            )
-        self.tracker.grow(info.partitions)
+        partitions = self.partitions
+        if partitions is None:
+            info = Topics(self.settings).describe(self.topic)  # retries a leader not elected
+            if info is None:
+                raise TopicNotFound(
+                    "topic does not exist (create it first; loads never auto-create topics)",
+                    topic=self.topic,
+                )
+            partitions = info.partitions
+        self.tracker.grow(partitions)
         try:
             self._producer = Producer(self.config)
         except KafkaException as exc:

@@ -301,7 +301,9 @@ def _reconcile(
     # Wait for the query to have read every record of the snapshot. Its committed offset may
     # stop before trailing transaction markers (engines differ), so the target is one past
     # the last record, not the end offset.
-    result.lag = wait_for_offsets(settings, group, spec.topic, targets, spec.lag_timeout_s)
+    result.lag = wait_for_offsets(
+        settings, group, spec.topic, targets, spec.lag_timeout_s, admin=reader.admin
+    )
     timings["wait_s"] = result.lag.waited_s
     if not result.lag.caught_up:
         result.timings, result.save_note = timings, "not persisted: stale"

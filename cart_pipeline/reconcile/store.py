@@ -220,6 +220,8 @@ class SnapshotStore:
         self.settings, self.source_topic = settings, source_topic
         self.topic = topic or snapshot_topic_for(source_topic)
         self.replication = replication
+        #: The snapshot topic's partition count once ``load`` found it (save skips checks).
+        self._partitions: int | None = None
 
     def load(self, reader: LogReader) -> Snapshot:
         """The latest snapshot; raises SnapshotUnusable ("no snapshot", corrupt, version)."""
@@ -227,6 +229,7 @@ class SnapshotStore:
             state = reader.state(self.topic)
         except TopicNotFound:
             raise SnapshotUnusable("no snapshot (no snapshot topic yet)") from None
+        self._partitions = len(state.ends)
         low, high = state.starts.get(0, 0), state.ends.get(0, 0)
         found: Message | None = None
         end, window = high, MANIFEST_WINDOW
@@ -285,7 +288,8 @@ class SnapshotStore:
         whose total may differ from the base's), only those keys are written, as a delta on
         the base's segments — unless the chain is due a new base (see the module docstring).
         """
-        self.ensure_topic()
+        if self._partitions is None:  # not read by this store: it may not exist yet
+            self.ensure_topic()
         if base is not None and self._delta_fits(base, changed):
             prefix = f"delta/{len(base.segments) - 1}/"
             totals = {key: snapshot.totals[key] for key in changed}
@@ -297,7 +301,11 @@ class SnapshotStore:
         # A stable id per source topic: a concurrent writer is fenced, never interleaved.
         txn_id = f"cart_pipeline-reconcile-snapshot.{self.source_topic}"
         with TransactionalProducer(
-            self.settings, self.topic, transactional_id=txn_id, **{"linger.ms": 5}
+            self.settings,
+            self.topic,
+            transactional_id=txn_id,
+            partitions=self._partitions,
+            **{"linger.ms": 5},
         ) as txn:
             first = last = 0
             if chunks:
