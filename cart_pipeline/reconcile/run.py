@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,11 +194,15 @@ def served_totals(ksql: KsqlClient, spec: ReconcileSpec) -> dict[CartKey, int]:
 def choose_base(
     policy: SnapshotPolicy, store: SnapshotStore, reader: LogReader, state: TopicState, now: float
 ) -> tuple[Snapshot | None, Snapshot | None, str]:
-    """(base to fold onto or None for full, the snapshot loaded if any, why)."""
+    """(base to fold onto or None for full, the snapshot loaded if any, why).
+
+    Decides on the manifest alone: the snapshots returned have no totals yet
+    (``store.load_totals`` reads them, while the new events are recomputed).
+    """
     if policy.mode == FULL:
         return None, None, "full: requested (mode=full)"
     try:
-        loaded = store.load(reader)
+        loaded = store.load_manifest(reader)
     except SnapshotUnusable as exc:
         return None, None, f"full: {exc.reason}"
     if why := unusable_reason(loaded, state):
@@ -209,6 +214,33 @@ def choose_base(
         if policy.full_after_s and since >= policy.full_after_s:
             return None, loaded, f"full: periodic (last full run {since / 3600:.1f} h ago)"
     return loaded, loaded, f"incremental from offsets {loaded.offsets}"
+
+
+def _load_while_recomputing(
+    settings: KafkaSettings,
+    spec: ReconcileSpec,
+    store: SnapshotStore,
+    reader: LogReader,
+    header: Snapshot,
+    ends: dict[int, int],
+) -> tuple[Snapshot | None, Recomputation, str]:
+    """(the whole base or None, the events after it, why): both reads at once.
+
+    Each mostly waits on the broker (a fetch, a consumer's start), so the recomputation of the
+    new events runs in a thread while this one reads and decodes the snapshot's chunks. A
+    corrupt chunk still means a full run (None), whatever the thread read.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recompute") as pool:
+        future = pool.submit(
+            recompute, settings, spec.topic, ends, header.offsets, workers=spec.workers
+        )
+        try:
+            base: Snapshot | None = store.load_totals(reader)
+            reason = f"incremental from offsets {header.offsets}"
+        except SnapshotUnusable as exc:
+            base, reason = None, f"full: {exc.reason}"
+        delta = future.result()
+    return base, delta, reason
 
 
 def changelog_unusable(base: Snapshot, sink: TopicState, query_id: str) -> str | None:
@@ -281,12 +313,17 @@ def _reconcile(
         timings["snapshot_load_s"] = time.monotonic() - started
 
     touched: set[CartKey] | None = None  # keys with events after the base; None: all keys
-    if base is None:
+    started = time.monotonic()
+    delta: Recomputation | None = None
+    if base is not None:
+        base, delta, reason = _load_while_recomputing(settings, spec, store, reader, base, snapshot)
+        loaded = base  # None: its chunks were unusable, as if it had not loaded
+    if base is None or delta is None:
         recomputation = recompute(settings, spec.topic, snapshot, workers=spec.workers)
     else:
-        delta = recompute(settings, spec.topic, snapshot, base.offsets, workers=spec.workers)
         recomputation, touched = fold(base, delta), set(delta.totals)
-    timings["recompute_s"] = recomputation.elapsed_s
+    # Incremental: the snapshot's totals loaded meanwhile (not timed apart).
+    timings["recompute_s"] = time.monotonic() - started
     targets = {p: recomputation.data_ends.get(p, 0) for p in snapshot}
     result = ReconciliationResult(
         STALE, snapshot, recomputation, LagReport("", {}, targets, 0.0, sum(targets.values())),

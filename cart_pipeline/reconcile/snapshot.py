@@ -263,35 +263,23 @@ def manifest_segments(manifest: Mapping[str, Any]) -> list[Segment]:
     return segments
 
 
-def decode_snapshot(manifest: Mapping[str, Any], chunks: Sequence[Sequence[bytes]]) -> Snapshot:
-    """Check the checksum and counts, then build the snapshot; raises SnapshotCorrupt.
+def snapshot_header(manifest: Mapping[str, Any]) -> Snapshot:
+    """The snapshot the manifest describes, without its totals (``totals`` is empty).
 
-    ``chunks``: per segment of the manifest, its chunk records in order.
+    Enough to decide whether and from where to read incrementally while the chunks load.
+    Checks the manifest's checksum; raises SnapshotCorrupt.
     """
     body = {k: v for k, v in manifest.items() if k != "checksum"}
     if checksum(body) != manifest["checksum"]:
         raise SnapshotCorrupt("checksum mismatch (manifest)")
     segments = manifest_segments(manifest)
-    if len(chunks) != len(segments):
-        raise SnapshotCorrupt(f"chunks of {len(chunks)} of {len(segments)} segments found")
-    for segment, found in zip(segments, chunks, strict=True):
-        if len(found) != segment.chunks:
-            raise SnapshotCorrupt(
-                f"{len(found)} of {segment.chunks} chunks found ({segment.prefix}*)"
-            )
-        if segment_digest(found) != segment.digest:
-            raise SnapshotCorrupt(f"checksum mismatch (chunks {segment.prefix}*)")
-    flat = [chunk for found in chunks for chunk in found]
-    totals: dict[CartKey, int] = {}
     try:
-        for chunk in flat:  # the base, then each delta over it
-            _decode_chunk(chunk, totals)
-        snapshot = Snapshot(
-            source_topic=body["source_topic"],
-            topic_id=body["topic_id"],
+        return Snapshot(
+            source_topic=str(body["source_topic"]),
+            topic_id=str(body["topic_id"]),
             offsets=_partitions(body["offsets"]),
             data_ends=_partitions(body["data_ends"]),
-            totals=totals,
+            totals={},
             records=int(body["records"]),
             rejected={str(k): int(v) for k, v in body["rejected"].items()},
             tombstones=int(body["tombstones"]),
@@ -305,11 +293,35 @@ def decode_snapshot(manifest: Mapping[str, Any], chunks: Sequence[Sequence[bytes
             sink_offsets=_partitions(body["sink_offsets"]),
             segments=segments,
         )
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise SnapshotCorrupt(f"malformed manifest: {exc}") from None
+
+
+def decode_snapshot(manifest: Mapping[str, Any], chunks: Sequence[Sequence[bytes]]) -> Snapshot:
+    """Check the checksums and counts, then build the snapshot; raises SnapshotCorrupt.
+
+    ``chunks``: per segment of the manifest, its chunk records in order.
+    """
+    snapshot = snapshot_header(manifest)
+    segments = snapshot.segments
+    if len(chunks) != len(segments):
+        raise SnapshotCorrupt(f"chunks of {len(chunks)} of {len(segments)} segments found")
+    for segment, found in zip(segments, chunks, strict=True):
+        if len(found) != segment.chunks:
+            raise SnapshotCorrupt(
+                f"{len(found)} of {segment.chunks} chunks found ({segment.prefix}*)"
+            )
+        if segment_digest(found) != segment.digest:
+            raise SnapshotCorrupt(f"checksum mismatch (chunks {segment.prefix}*)")
+    try:
+        for found in chunks:  # the base, then each delta over it
+            for chunk in found:
+                _decode_chunk(chunk, snapshot.totals)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         # A checksum over well-formed garbage still passes: the content must parse too.
         raise SnapshotCorrupt(f"malformed content: {exc}") from None
-    if len(totals) != body["keys"]:
-        raise SnapshotCorrupt(f"{len(totals)} keys, the manifest says {body['keys']}")
+    if len(snapshot.totals) != manifest["keys"]:
+        raise SnapshotCorrupt(f"{len(snapshot.totals)} keys, the manifest says {manifest['keys']}")
     return snapshot
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from confluent_kafka import (
     Consumer,
@@ -50,6 +51,7 @@ from cart_pipeline.reconcile.snapshot import (
     manifest_body,
     manifest_segments,
     segment_digest,
+    snapshot_header,
 )
 
 MANIFEST_KEY = b"manifest"
@@ -222,9 +224,21 @@ class SnapshotStore:
         self.replication = replication
         #: The snapshot topic's partition count once ``load`` found it (save skips checks).
         self._partitions: int | None = None
+        #: What ``load_manifest`` found: the manifest, and the topic's first offset then.
+        self._manifest: dict[str, Any] | None = None
+        self._low = 0
 
     def load(self, reader: LogReader) -> Snapshot:
         """The latest snapshot; raises SnapshotUnusable ("no snapshot", corrupt, version)."""
+        self.load_manifest(reader)
+        return self.load_totals(reader)
+
+    def load_manifest(self, reader: LogReader) -> Snapshot:
+        """The latest snapshot without its totals (``load_totals`` reads them next).
+
+        Raises SnapshotUnusable ("no snapshot", corrupt manifest, version).
+        """
+        self._manifest = None
         try:
             state = reader.state(self.topic)
         except TopicNotFound:
@@ -242,6 +256,15 @@ class SnapshotStore:
         if found is None:
             raise SnapshotUnusable("no snapshot")
         manifest = decode_manifest(found.value())
+        header = snapshot_header(manifest)
+        self._manifest, self._low = manifest, low
+        return header
+
+    def load_totals(self, reader: LogReader) -> Snapshot:
+        """The whole snapshot whose manifest ``load_manifest`` read; raises SnapshotCorrupt."""
+        if self._manifest is None:
+            raise RuntimeError("load_totals() needs a successful load_manifest() first")
+        manifest, low = self._manifest, self._low
         segments = manifest_segments(manifest)
         stored = [segment for segment in segments if segment.chunks]
         chunks: dict[Segment, dict[int, bytes]] = {segment: {} for segment in segments}
@@ -316,7 +339,8 @@ class SnapshotStore:
             written_segment = Segment(
                 prefix, first, last, len(chunks), len(totals), segment_digest(chunks)
             )
-            segments = [*kept, written_segment]
+            # An incremental run that changed nothing adds no (empty) delta to the chain.
+            segments = kept if kept and not chunks else [*kept, written_segment]
             txn.produce([MANIFEST_KEY], [encode_manifest(manifest_body(snapshot, segments))])
             ranges = txn.commit()
         return SavedSnapshot(

@@ -22,6 +22,7 @@ from cart_pipeline.ksql import KsqlClient
 from cart_pipeline.loader import GeneratorConfig, generate
 from cart_pipeline.pipeline import ASSETS
 from cart_pipeline.reconcile import LogReader, Snapshot, SnapshotStore
+from cart_pipeline.reconcile import snapshot as codec
 from cart_pipeline.reconcile.store import MANIFEST_KEY
 from tests.pipeline.conftest import reset_pipeline_objects
 
@@ -172,6 +173,41 @@ def test_corrupt_snapshot_falls_back_to_full(
     meta = report(materialize(resources, instance, reconcile_only(), [RECONCILE]))
     assert meta["mode"] == "incremental" and meta["events_read"] == 0
     assert meta["status"] == "match"
+
+
+def test_corrupt_delta_falls_back_to_full(
+    resources: dict, instance: dg.DagsterInstance, settings: KafkaSettings
+) -> None:
+    """A damaged delta is found while the new events are being recomputed: full run."""
+    meta = report(materialize(resources, instance, run_config(30, seed=27), [LOAD, RECONCILE]))
+    assert meta["mode"] == "incremental" and meta["snapshot_written"].startswith("delta")
+    with LogReader(settings) as reader:
+        end = reader.state(SNAPSHOT_TOPIC).ends[0]
+        records = list(reader.read(SNAPSHOT_TOPIC, 0, 0, end))
+    manifest = next(m for m in reversed(records) if m.key() == MANIFEST_KEY)
+    doc = orjson.loads(manifest.value() or b"")
+    last = doc["segments"][-1]
+    delta = next(m for m in records if m.offset() == last["first"])
+    # The same delta again with one total changed, and a manifest naming that copy (its own
+    # checksum right): only the chunk's digest can tell.
+    damaged = (delta.value() or b"").replace(b'"t":[', b'"t":[1', 1)
+    assert damaged != delta.value()
+    producer = Producer(settings.producer_config())
+    producer.produce(SNAPSHOT_TOPIC, damaged, delta.key())
+    assert producer.flush(20) == 0
+    last["first"] = last["last"] = Topics(settings).end_offsets(SNAPSHOT_TOPIC)[0] - 1
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    producer.produce(SNAPSHOT_TOPIC, codec.encode_manifest(body), MANIFEST_KEY)
+    assert producer.flush(20) == 0
+
+    meta = report(materialize(resources, instance, reconcile_only(), [RECONCILE]))
+    assert meta["mode"] == "full" and meta["status"] == "match"
+    assert meta["mode_reason"].startswith(
+        "full: snapshot corrupt (checksum mismatch (chunks delta/"
+    )
+    assert meta["snapshot_written"].startswith("base") and stored(settings).totals == truth()
+    meta = report(materialize(resources, instance, reconcile_only(), [RECONCILE]))
+    assert meta["mode"] == "incremental" and meta["status"] == "match"
 
 
 def test_changelog_path_catches_a_wrong_served_row(
