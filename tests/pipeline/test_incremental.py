@@ -148,11 +148,13 @@ def test_periodic_full_run(resources: dict, instance: dg.DagsterInstance) -> Non
 def test_full_run_on_request(
     resources: dict, instance: dg.DagsterInstance, settings: KafkaSettings
 ) -> None:
-    config = run_config(40, seed=23, mode="full")
+    # Two worker processes: the one-partition topic is cut into two offset ranges.
+    config = run_config(40, seed=23, mode="full", workers=2)
     result = materialize(resources, instance, config, [LOAD, RECONCILE])
     meta = report(result)
     assert meta["mode"] == "full" and meta["mode_reason"] == "full: requested (mode=full)"
     assert meta["events_read"] == 3070 and meta["status"] == "match"
+    assert meta["snapshot_written"] == f"base ({len(truth())} keys)"
     assert stored(settings).totals == truth()
 
 

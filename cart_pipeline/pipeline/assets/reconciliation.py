@@ -39,6 +39,12 @@ class ReconcileConfig(dg.Config):
         default=float(os.environ.get("CART_RECONCILE_FULL_AFTER_HOURS", "24")),
         description="In auto mode, a run this long after the last full one is full (0: never).",
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="Worker processes for the recomputation (0: one per 200,000 events to "
+        "read, at most one per CPU; 1: in this process).",
+    )
     snapshot_topic: str = Field(
         default=os.environ.get("CART_RECONCILE_SNAPSHOT_TOPIC", ""),
         description="Compacted topic holding the verified snapshot "
@@ -76,7 +82,10 @@ def cart_reconciliation(
     ksqldb: KsqlDBResource,
 ) -> dg.MaterializeResult:
     spec = ReconcileSpec(
-        topic=TOPIC, table=CURRENT_SHOPPING_CART.name, lag_timeout_s=config.lag_timeout_s
+        topic=TOPIC,
+        table=CURRENT_SHOPPING_CART.name,
+        lag_timeout_s=config.lag_timeout_s,
+        workers=config.workers or None,
     )
     policy = SnapshotPolicy(
         mode=config.mode,
