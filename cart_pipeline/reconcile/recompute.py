@@ -171,7 +171,8 @@ def recompute_partition(
             position = max(
                 position, consumer.position([TopicPartition(topic, partition)])[0].offset
             )
-            if not batch and time.monotonic() - last_progress > idle_limit:
+            if not batch and (errors.definitive or time.monotonic() - last_progress > idle_limit):
+                # A refused login or TLS handshake is final: fail now, not at the idle limit.
                 known = errors.failure(topic=topic, partition=partition)
                 if known is not None:
                     raise known

@@ -83,6 +83,9 @@ def test_wrong_password_in_the_loader_and_the_recompute(
         config = GeneratorConfig(n_events=10, seed=1)
         load_events(wrong, unique_name, config, transactional_id=f"tx-{unique_name}")
     assert_names_the_credentials(loaded.value, sasl_bootstrap)
+    started = time.monotonic()
     with pytest.raises(KafkaAuthenticationFailed) as read:
-        recompute_partition(wrong, unique_name, 0, end=10, idle_timeout_s=5)
+        recompute_partition(wrong, unique_name, 0, end=10, idle_timeout_s=TIMEOUT_S)
+    # Final at the first refusal, not after the idle limit.
+    assert time.monotonic() - started < TIMEOUT_S
     assert_names_the_credentials(read.value, sasl_bootstrap)
