@@ -27,7 +27,8 @@ PSEUDO_COLUMNS: tuple[tuple[str, SqlType], ...] = (
 )
 NULL_TYPE = SqlType("NULL")
 
-_COMPARISON_NAMES = {
+#: ksqlDB's ComparisonExpression.Type names, used in its messages.
+COMPARISON_NAMES = {
     "=": "EQUAL",
     "<>": "NOT_EQUAL",
     "<": "LESS_THAN",
@@ -426,7 +427,7 @@ def _compile_comparison(
     if not _comparable(lc.type, rc.type):
         raise KsqlStatementError(
             f"Cannot compare {format_expression(left)} ({lc.type}) to "
-            f"{format_expression(right)} ({rc.type}) with {_COMPARISON_NAMES[op]}."
+            f"{format_expression(right)} ({rc.type}) with {COMPARISON_NAMES[op]}."
         )
     lf, rf = lc.fn, rc.fn
     if distinct:

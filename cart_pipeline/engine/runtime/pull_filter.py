@@ -13,7 +13,7 @@ from __future__ import annotations
 from cart_pipeline.engine.catalog.model import Catalog, DataSource
 from cart_pipeline.engine.errors import KsqlStatementError
 from cart_pipeline.engine.runtime.aggregate_analysis import column_refs_deep
-from cart_pipeline.engine.runtime.expressions import format_expression
+from cart_pipeline.engine.runtime.expressions import COMPARISON_NAMES, format_expression
 from cart_pipeline.engine.sql import ast
 
 _WINDOW_BOUNDS = ("WINDOWSTART", "WINDOWEND")
@@ -27,16 +27,6 @@ _NEGATED: dict[ast.ComparisonOperator, ast.ComparisonOperator] = {
     "<=": ">",
     "IS DISTINCT FROM": "IS NOT DISTINCT FROM",
     "IS NOT DISTINCT FROM": "IS DISTINCT FROM",
-}
-_OPERATOR_NAMES = {
-    "=": "EQUAL",
-    "<>": "NOT_EQUAL",
-    "<": "LESS_THAN",
-    "<=": "LESS_THAN_OR_EQUAL",
-    ">": "GREATER_THAN",
-    ">=": "GREATER_THAN_OR_EQUAL",
-    "IS DISTINCT FROM": "IS_DISTINCT_FROM",
-    "IS NOT DISTINCT FROM": "IS_NOT_DISTINCT_FROM",
 }
 # ksqlDB names the class of a LIKE pattern that is not a string literal
 _JAVA_NODES = {
@@ -222,7 +212,7 @@ class _Validator:
         if column.name in _WINDOW_BOUNDS:
             if e.operator not in _BOUND_OPERATORS:
                 raise invalid_where(
-                    f"Unsupported {column.name} bounds: {_OPERATOR_NAMES[e.operator]}"
+                    f"Unsupported {column.name} bounds: {COMPARISON_NAMES[e.operator]}"
                 )
             raise invalid_where("Cannot use WINDOWSTART/WINDOWEND on non-windowed source")
         col = self.source.column(column.name)
