@@ -15,20 +15,18 @@ import argparse
 import time
 from collections import Counter
 
-import orjson
 from confluent_kafka import Message
 
 from cart_pipeline.loader import GeneratorConfig
 from cart_pipeline.loader.generator import CartEventGenerator
-from cart_pipeline.reconcile.decode import Rejected, decode_value, wrap_int32
-from cart_pipeline.reconcile.fast_decode import fold_batch
+from cart_pipeline.reconcile.fast_decode import NULL_KEY, TOMBSTONE, fold_batch, fold_record
 from cart_pipeline.reconcile.recompute import BATCH
 
 Result = tuple[dict[tuple[str, str], int], Counter[str], int, int]
 
 
 def per_record(batches: list[list[Message]], end: int) -> Result:
-    """The loop of ``recompute_partition`` with the fast path off (its body, verbatim)."""
+    """The loop of ``recompute_partition`` with the fast path off (``fold_record`` per record)."""
     acc: dict[tuple[str, str], int] = {}
     rejected: Counter[str] = Counter()
     tombstones = null_keys = 0
@@ -39,36 +37,11 @@ def per_record(batches: list[list[Message]], end: int) -> Result:
             offset = msg.offset() or 0
             if offset >= end:
                 break
-            raw = msg.value()
-            try:
-                doc = orjson.loads(raw) if raw else None
-            except orjson.JSONDecodeError:
-                doc = None
-            if (
-                type(doc) is dict
-                and len(doc) == 3
-                and type(customer := doc.get("customer")) is str
-                and type(item := doc.get("item")) is str
-                and type(qty := doc.get("qty")) is int
-                and -2147483648 <= qty <= 2147483647
-            ):
-                key = (customer, item)
-                total = acc.get(key, 0) + qty
-                acc[key] = total if -2147483648 <= total <= 2147483647 else wrap_int32(total)
-                continue
-            try:
-                row = decode_value(raw)
-            except Rejected as exc:
-                rejected[exc.reason] += 1
-                continue
-            if row is None:
+            outcome = fold_record(msg.value(), acc, rejected)
+            if outcome == TOMBSTONE:
                 tombstones += 1
-                continue
-            if row.customer is None or row.item is None:
+            elif outcome == NULL_KEY:
                 null_keys += 1
-                continue
-            key = (row.customer, row.item)
-            acc[key] = wrap_int32(acc.get(key, 0) + (row.qty or 0))
     return acc, rejected, tombstones, null_keys
 
 

@@ -29,6 +29,7 @@ from operator import attrgetter
 from typing import cast
 
 import msgspec
+import orjson
 
 from cart_pipeline.reconcile.decode import Rejected, decode_value, wrap_int32
 
@@ -113,3 +114,26 @@ def fold_value(raw: bytes | None, acc: dict[CartKey, int], rejected: Counter[str
     key = (row.customer, row.item)
     acc[key] = wrap_int32(acc.get(key, 0) + (row.qty or 0))
     return FOLDED
+
+
+def fold_record(raw: bytes | None, acc: dict[CartKey, int], rejected: Counter[str]) -> int:
+    """``fold_value`` with a shortcut for the loader's canonical shape (one record at a time:
+    the reference path ``fold_batch`` is tested against)."""
+    try:
+        doc = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        doc = None
+    if (
+        type(doc) is dict
+        and len(doc) == 3
+        and type(customer := doc.get("customer")) is str
+        and type(item := doc.get("item")) is str
+        and type(qty := doc.get("qty")) is int
+        and -2147483648 <= qty <= 2147483647
+    ):
+        key = (customer, item)
+        total = acc.get(key, 0) + qty
+        # wrap_int32 only when out of range: a call per record costs ~5% here.
+        acc[key] = total if -2147483648 <= total <= 2147483647 else wrap_int32(total)
+        return FOLDED
+    return fold_value(raw, acc, rejected)

@@ -13,13 +13,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import orjson
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from cart_pipeline.kafka_io import KafkaSettings, KafkaUnavailable
 from cart_pipeline.kafka_io.diagnostics import ClientErrors
-from cart_pipeline.reconcile.decode import Rejected, decode_value, wrap_int32
-from cart_pipeline.reconcile.fast_decode import fold_batch
+from cart_pipeline.reconcile.decode import wrap_int32
+from cart_pipeline.reconcile.fast_decode import NULL_KEY, TOMBSTONE, fold_batch, fold_record
 
 CartKey = tuple[str, str]
 BATCH = 10_000
@@ -134,38 +133,11 @@ def recompute_partition(
                     break
                 records += 1
                 data_end = offset + 1
-                raw = msg.value()
-                # Fast path: the loader's canonical shape. Anything else takes ksqlDB's rules.
-                try:
-                    doc = orjson.loads(raw) if raw else None
-                except orjson.JSONDecodeError:
-                    doc = None
-                if (
-                    type(doc) is dict
-                    and len(doc) == 3
-                    and type(customer := doc.get("customer")) is str
-                    and type(item := doc.get("item")) is str
-                    and type(qty := doc.get("qty")) is int
-                    and -2147483648 <= qty <= 2147483647
-                ):
-                    key = (customer, item)
-                    total = acc.get(key, 0) + qty
-                    # wrap_int32 only when out of range: a call per record costs ~5% here.
-                    acc[key] = total if -2147483648 <= total <= 2147483647 else wrap_int32(total)
-                    continue
-                try:
-                    row = decode_value(raw)
-                except Rejected as exc:
-                    rejected[exc.reason] += 1
-                    continue
-                if row is None:
+                outcome = fold_record(msg.value(), acc, rejected)
+                if outcome == TOMBSTONE:
                     tombstones += 1
-                    continue
-                if row.customer is None or row.item is None:
+                elif outcome == NULL_KEY:
                     null_keys += 1
-                    continue
-                key = (row.customer, row.item)
-                acc[key] = wrap_int32(acc.get(key, 0) + (row.qty or 0))
             if batch:
                 last_progress = time.monotonic()
             position = max(
