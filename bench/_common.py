@@ -319,3 +319,35 @@ class EngineProcess:
     def stop(self) -> None:
         proc.stop(self.pid, "cart_pipeline.engine")
         self.pid = None
+
+
+#: For child scripts (``run_child``): from where it stands, samples the summed RSS of this
+#: process and its worker processes (forkserver: grandchildren) every 20 ms into
+#: ``peak_tree`` (bytes) until ``done`` is set (then ``sampler.join()``). Put in by
+#: ``with_tree_sampler``.
+TREE_SAMPLER = """import threading, psutil
+peak_tree = 0
+done = threading.Event()
+
+def sample():
+    global peak_tree
+    me = psutil.Process()
+    while not done.wait(0.02):
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        peak_tree = max(peak_tree, total)
+
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
+"""
+
+
+def with_tree_sampler(code: str) -> str:
+    """``code`` with its ``# TREE_SAMPLER`` line replaced by ``TREE_SAMPLER``."""
+    if "# TREE_SAMPLER\n" not in code:
+        raise ValueError("no '# TREE_SAMPLER' line to replace")
+    return code.replace("# TREE_SAMPLER\n", TREE_SAMPLER)

@@ -49,6 +49,7 @@ from _common import (
     median,
     profile_report,
     run_child,
+    with_tree_sampler,
     write_results,
 )
 from rich.console import Console
@@ -87,23 +88,7 @@ if cap:  # what-if: smaller consumer fetch buffers than recompute.py asks for
         return original(self, group_id, **overrides)
     KafkaSettings.consumer_config = capped
 before = status_kb("VmRSS")
-peak_tree = 0
-done = threading.Event()
-
-def sample():  # sum of this process and its worker processes (forkserver: grandchildren)
-    global peak_tree
-    me = psutil.Process()
-    while not done.wait(0.02):
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        peak_tree = max(peak_tree, total)
-
-sampler = threading.Thread(target=sample, daemon=True)
-sampler.start()
+# TREE_SAMPLER
 started = time.perf_counter()
 r = recompute(settings, sys.argv[2], ends, workers=workers)
 elapsed = time.perf_counter() - started
@@ -117,6 +102,7 @@ print(json.dumps({
     "peak_tree_rss_kb": peak_tree // 1024,
 }))
 """
+_MEMORY_CHILD = with_tree_sampler(_MEMORY_CHILD)
 
 
 def load_topic(settings: KafkaSettings, partitions: int, config: GeneratorConfig) -> str:

@@ -34,6 +34,7 @@ from _common import (
     machine,
     results_path,
     run_child,
+    with_tree_sampler,
     write_results,
 )
 from rich.console import Console
@@ -90,20 +91,7 @@ for owner, method, label in (
     if owner is not None and callable(getattr(owner, method, None)):
         setattr(owner, method, timed(label, getattr(owner, method)))
 
-peak_tree = 0
-done = threading.Event()
-def sample():
-    global peak_tree
-    me = psutil.Process()
-    while not done.wait(0.02):
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        peak_tree = max(peak_tree, total)
-threading.Thread(target=sample, daemon=True).start()
+# TREE_SAMPLER
 
 settings = KafkaSettings(sys.argv[1], timeout_s=60)
 spec = run.ReconcileSpec(topic=sys.argv[3], table=sys.argv[4])
@@ -121,6 +109,7 @@ print(json.dumps({
     "peak_tree_rss_kb": peak_tree // 1024,
 }, default=str))
 """
+_CHILD = with_tree_sampler(_CHILD)
 
 
 def create_pipeline(settings: KafkaSettings, ksql_url: str, partitions: int) -> str:
