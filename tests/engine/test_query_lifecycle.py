@@ -18,14 +18,19 @@ def _queries(client: KsqlClient) -> dict[str, dict[str, Any]]:
     return {q["id"]: q for q in listing["queries"]}
 
 
+def _push_query_on_new_stream(client: KsqlClient, name: str) -> str:
+    """Creates stream ``name`` (one INT column) and returns a push query over it."""
+    client.ksql(
+        f"CREATE STREAM {name} (v INT) WITH (kafka_topic='{name}', "
+        "value_format='json', partitions=1);"
+    )
+    return f"SELECT * FROM {name} EMIT CHANGES;"
+
+
 def test_push_query_released_when_client_disconnects(
     client: KsqlClient, ksqldb_url: str, unique_name: str
 ) -> None:
-    client.ksql(
-        f"CREATE STREAM {unique_name} (v INT) WITH (kafka_topic='{unique_name}', "
-        "value_format='json', partitions=1);"
-    )
-    sql = f"SELECT * FROM {unique_name} EMIT CHANGES;"
+    sql = _push_query_on_new_stream(client, unique_name)
     with (
         httpx.Client(base_url=ksqldb_url, timeout=30) as http,
         http.stream("POST", "/query-stream", json={"sql": sql, "properties": {}}) as r,
@@ -50,11 +55,7 @@ def test_push_query_released_when_client_disconnects(
 
 
 def test_terminate_push_query(client: KsqlClient, ksqldb_url: str, unique_name: str) -> None:
-    client.ksql(
-        f"CREATE STREAM {unique_name} (v INT) WITH (kafka_topic='{unique_name}', "
-        "value_format='json', partitions=1);"
-    )
-    sql = f"SELECT * FROM {unique_name} EMIT CHANGES;"
+    sql = _push_query_on_new_stream(client, unique_name)
     with (
         httpx.Client(base_url=ksqldb_url, timeout=30) as http,
         http.stream("POST", "/query-stream", json={"sql": sql, "properties": {}}) as r,

@@ -15,11 +15,9 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cart_pipeline.embedded import KafkaBroker
@@ -36,48 +34,10 @@ from cart_pipeline.loader.producer import (
 )
 from tests.loader.ksql_model import ksql_verdict
 from tests.loader.replay import fold, well_formed_events
+from tests.topic_reader import Records, read_topic
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {"n_customers": 50, "n_items": 20}
-
-Records = list[tuple[bytes, bytes]]
-
-
-def read_topic(bootstrap: str, topic: str, *, committed: bool = True, timeout_s: float = 30):
-    """Every record a fresh reader sees from the beginning to the end (LSO for read_committed).
-
-    End = partition EOF on all partitions; bounded by ``timeout_s``.
-    """
-    settings = KafkaSettings(bootstrap)
-    consumer = Consumer(
-        settings.consumer_config(
-            f"verify-{uuid.uuid4().hex[:8]}",
-            **{
-                "isolation.level": "read_committed" if committed else "read_uncommitted",
-                "enable.partition.eof": True,
-            },
-        )
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = len(metadata.topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        records: Records = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_end) < partitions:
-            assert time.monotonic() < deadline, f"{topic}: no EOF on all partitions in {timeout_s}s"
-            for msg in consumer.consume(10_000, 0.5):
-                err = msg.error()
-                if err is not None:
-                    assert err.code() == KafkaError._PARTITION_EOF, err
-                    at_end.add(msg.partition())  # type: ignore[arg-type]
-                    continue
-                at_end.discard(msg.partition())  # type: ignore[arg-type]
-                records.append((msg.key() or b"", msg.value() or b""))
-        return records
-    finally:
-        consumer.close()
 
 
 def well_formed_totals(records: Records) -> dict[tuple[str, str], int]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from cart_pipeline.kafka_io import KafkaSettings, Topics
 from cart_pipeline.ksql import KsqlClient
@@ -36,6 +35,7 @@ from cart_pipeline.reconcile.lag import query_consumer_group, wait_for_offsets
 from cart_pipeline.reconcile.run import table_query_id
 from tests.loader.replay import fold, well_formed_events
 from tests.pipeline.conftest import reset_pipeline_objects
+from tests.topic_reader import read_topic
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -50,32 +50,6 @@ def combined(*totals: Totals) -> Totals:
         for key, qty in t.items():
             out[key] = out.get(key, 0) + qty
     return out
-
-
-def read_committed(settings: KafkaSettings, topic: str, timeout_s: float = 60) -> list:
-    """Every committed record, read by a fresh consumer up to EOF on every partition."""
-    consumer = Consumer(
-        settings.consumer_config(f"verify-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
-    )
-    try:
-        partitions = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        records: list[tuple[bytes, bytes]] = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_end) < partitions:
-            assert time.monotonic() < deadline, f"{topic}: no EOF everywhere in {timeout_s}s"
-            for msg in consumer.consume(10_000, 0.5):
-                err = msg.error()
-                if err is not None:
-                    assert err.code() == KafkaError._PARTITION_EOF, err
-                    at_end.add(msg.partition())  # type: ignore[arg-type]
-                    continue
-                at_end.discard(msg.partition())  # type: ignore[arg-type]
-                records.append((msg.key() or b"", msg.value() or b""))
-        return records
-    finally:
-        consumer.close()
 
 
 class Cart:
@@ -184,7 +158,7 @@ def test_two_concurrent_loads_lose_and_double_nothing(cart: Cart) -> None:
     assert {r.transactional_id for r in results} == ids
 
     written = sum(r.events for r in results)
-    records = read_committed(cart.settings, cart.topic)
+    records = read_topic(cart.settings.bootstrap_servers, cart.topic, timeout_s=60)
     expected = Counter(rec for c in configs for rec in generate(c).records)
     got = Counter(records)
     lost, doubled = expected - got, got - expected
@@ -249,7 +223,11 @@ def test_reconciling_during_a_load_is_never_a_false_mismatch(cart: Cart) -> None
     cart.wait_caught_up()
     final = cart.reconcile(lag_timeout_s=120)
     assert final.status == MATCH, final.summary()
-    assert final.recomputation.records == written == len(read_committed(cart.settings, cart.topic))
+    assert (
+        final.recomputation.records
+        == written
+        == len(read_topic(cart.settings.bootstrap_servers, cart.topic, timeout_s=60))
+    )
     truth = combined(base.expected_totals(), *(r.expected_totals() for r in loads))
     assert cart.served() == truth
 
@@ -324,7 +302,10 @@ def test_concurrent_dagster_runs_load_and_reconcile(kafka_bootstrap: str, ksqldb
     assert _status(final) == MATCH and not _errors(final)
     # Both runs' loads committed (no fencing between them), once each.
     settings = KafkaSettings(kafka_bootstrap, timeout_s=30)
-    assert len(read_committed(settings, "shopping_cart_events")) == 4_000 + 2 * 6_000
+    assert (
+        len(read_topic(settings.bootstrap_servers, "shopping_cart_events", timeout_s=60))
+        == 4_000 + 2 * 6_000
+    )
     small = {"seed": 5, "n_customers": 60, "n_items": 25}
     truth = combined(
         *(
